@@ -7,7 +7,9 @@ answers with.  Messages name the subject, the value and what to do next;
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # imported by the CLI: keep `typing` off its startup path
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 
 class ApmError(Exception):
@@ -17,20 +19,27 @@ class ApmError(Exception):
     http_status = 500
     kind = "error"
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    detail: Optional[dict[str, Any]] = None  # structured extra data (e.g. StartFailed's startup report)
+
+    def __init__(self, message: str, hint: str = "", detail: Optional[dict[str, Any]] = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if detail is not None:
+            self.detail = detail
 
     def to_dict(self) -> dict[str, Any]:
         """Wire form, used by the control protocol and the HTTP API."""
-        return {
+        d: dict[str, Any] = {
             "type": type(self).__name__,
             "kind": self.kind,
             "message": self.message,
             "hint": self.hint,
             "exit": self.exit_code,
         }
+        if self.detail is not None:
+            d["detail"] = self.detail
+        return d
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
@@ -132,6 +141,8 @@ def error_from_dict(data: dict[str, Any]) -> ApmError:
     ApmError.__init__(err, str(data.get("message", "unknown error")), str(data.get("hint", "")))
     if isinstance(err, ConfigError):
         err.where = str(data.get("where", ""))
+    if isinstance(data.get("detail"), dict):
+        err.detail = data["detail"]
     exit_code = data.get("exit")
     if isinstance(exit_code, int):
         err.exit_code = exit_code

@@ -15,10 +15,11 @@ the daemon and the installer agree.  Nothing here touches the filesystem.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
-from typing import Mapping, Optional
+
+TYPE_CHECKING = False  # the CLI imports this module: keep `typing` off its startup path
+if TYPE_CHECKING:
+    from typing import Mapping, Optional
 
 ROOT_SOCKET = "apm"
 SYSTEM_CONFIG = "/etc/apm/apm.conf"
@@ -28,16 +29,25 @@ SYSTEM_DAEMON_LOG = "/var/log/apm.log"
 SHIV_ROOT = "/var/lib/apm/shiv"
 
 
-@dataclass(frozen=True)
 class Paths:
-    """Every location one daemon uses."""
+    """Every location one daemon uses (a plain class: dataclasses cost the CLI ~8 ms to import)."""
 
-    config_file: str  # the file `apm boot` loads
-    state_dir: str  # persisted daemon state (workers, settings, auth)
-    log_dir: str  # default worker log folders live here, one per worker
-    daemon_log: str
-    socket_name: str  # abstract socket name, without the leading NUL / "@"
-    system: bool  # True for the root daemon's system-wide layout
+    __slots__ = ("config_file", "state_dir", "log_dir", "daemon_log", "socket_name", "system")
+
+    def __init__(self, config_file: str, state_dir: str, log_dir: str, daemon_log: str, socket_name: str,
+                 system: bool) -> None:
+        self.config_file = config_file  # the file `apm boot` loads
+        self.state_dir = state_dir  # persisted daemon state (workers, settings, auth)
+        self.log_dir = log_dir  # default worker log folders live here, one per worker
+        self.daemon_log = daemon_log
+        self.socket_name = socket_name  # abstract socket name, without the leading NUL / "@"
+        self.system = system  # True for the root daemon's system-wide layout
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Paths(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     @property
     def socket_address(self) -> str:
@@ -54,6 +64,8 @@ class Paths:
 
 
 def _home_hash(home: str) -> str:
+    import hashlib  # only with APM_HOME (tests): keep it off the CLI's startup path
+
     return hashlib.sha256(os.path.abspath(home).encode()).hexdigest()[:10]
 
 

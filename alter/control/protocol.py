@@ -13,7 +13,9 @@ contains a raw newline).  See docs/protocol.md for the requests and replies.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator, List, Optional
+TYPE_CHECKING = False  # imported by the CLI: keep `typing` off its startup path
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Optional
 
 from alter.errors import ApmError, ProtocolError
 
