@@ -147,6 +147,10 @@ def _check_syslog(value: str) -> None:
         )
 
 
+def _check_cmd(value: str) -> None:
+    split_cmd(value)  # raises ValueError on an empty or badly quoted command
+
+
 def _check_cron(value: str) -> None:
     fields = value.split()
     if value.startswith("@"):
@@ -204,7 +208,7 @@ WORKER_OPTIONS_LIST: List[Option] = [
     _o("name", S, None, "Identity", "Worker name, used in all CLI output and log prefixes. Defaults to the executable's name.", validator=_check_name),
     _o("exec", S, None, "Identity", "Executable to run, looked up in the target user's PATH.", required=True),
     _o("params", L, [], "Identity", "Arguments passed to the executable. Multiple values supported."),
-    _o("cmd", S, None, "Identity", "Shorthand for exec + params as one shell-quoted string (`cmd node server.js;`).", cli=False),
+    _o("cmd", S, None, "Identity", "Shorthand for exec + params as one shell-quoted string (`cmd node server.js;`).", cli=False, validator=_check_cmd),
     _o("path", S, None, "Identity", "Working directory for the child. Environment variables are expanded. Defaults to the caller's directory for `apm run`, the config file's directory for config files."),
     _o("instances", I, 1, "Identity", "Number of parallel child processes to run.", minimum=1, maximum=4096),
     _o("user", S, None, "Identity", "Run children as this OS user (with its groups, HOME and PATH). Root daemon only."),
@@ -252,7 +256,7 @@ WORKER_OPTIONS_LIST: List[Option] = [
     _o("syslog", S, None, "Logging", "Forward logs to syslog: syslog://host:port (UDP), tcp://host:port, or /dev/log.", validator=_check_syslog),
     _o("syslog_tag", S, None, "Logging", "Tag for syslog messages. Default: the worker name."),
     _o("log_max_size", Z, None, "Logging", "Rotate the log file when it exceeds this size (e.g. 10M). Default: the daemon's (10M)."),
-    _o("log_max_files", I, 5, "Logging", "Number of rotated log files to keep.", minimum=1, maximum=1000),
+    _o("log_max_files", I, None, "Logging", "Number of rotated log files to keep. Default: the daemon's (5).", minimum=1, maximum=1000),
     # Proxy / HTTP
     _o("server", L, [], "Proxy / HTTP", "Listener for the proxy: http://, https://, ws://, wss://, tcp://host:port or :port. Multiple values supported.", validator=_check_servers, since="proxy"),
     _o("lowercase_hdrs", B, False, "Proxy / HTTP", "Lowercase HTTP header names before forwarding.", since="proxy"),
@@ -564,7 +568,8 @@ def format_value(option: Option, value: Any) -> List[str]:
     if kind is Kind.SIZE:
         return [format_size(int(value))]
     if kind is Kind.FLOAT:
-        return [f"{value:g}"]
+        number = float(value)
+        return [str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)]
     if kind in LIST_KINDS:
         return [str(v) for v in value]
     return [str(value)]
@@ -620,7 +625,10 @@ def coerce_block(block: str, values: Dict[str, Any], where: str = "") -> Tuple[D
                 where=where,
             ) from None
     if block == "worker" and "cmd" in clean:
-        exec_, params = split_cmd(clean.pop("cmd"))
+        try:
+            exec_, params = split_cmd(clean.pop("cmd"))
+        except ValueError as exc:
+            raise ConfigError(f"worker option cmd: {exc}", hint="write `cmd <program> <args...>;`", where=where) from None
         clean.setdefault("exec", exec_)
         clean.setdefault("params", params)
     for option in table.values():
@@ -640,7 +648,7 @@ def coerce_block(block: str, values: Dict[str, Any], where: str = "") -> Tuple[D
         ids = [m.get("id") for m in clean.get("module", [])]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ConfigError(f"dashboard module ids must be unique; repeated: {dupes}", where=where)
+            raise ConfigError(f"dashboard module ids must be unique; repeated: {dupes}", hint="give each module its own id", where=where)
     return clean, warnings
 
 

@@ -13,11 +13,12 @@ contains a raw newline).  See docs/protocol.md for the requests and replies.
 from __future__ import annotations
 
 import json
+
+from alter.errors import ApmError, ProtocolError
+
 TYPE_CHECKING = False  # imported by the CLI: keep `typing` off its startup path
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, List, Optional
-
-from alter.errors import ApmError, ProtocolError
 
 VERSION = 1
 MAX_MESSAGE = 16 * 1024 * 1024  # a single message may not exceed 16 MiB

@@ -1,0 +1,168 @@
+"""`apm info`: a worker's live state per instance and every option, by section."""
+
+from __future__ import annotations
+
+import json
+
+from alter.cli.render import (
+    STATUS_STYLE,
+    Style,
+    human_bytes,
+    human_cpu,
+    human_delay,
+    human_duration,
+    restarts_text,
+    table,
+)
+
+TYPE_CHECKING = False  # the CLI imports this module: keep `typing` off its startup path
+if TYPE_CHECKING:
+    from typing import Any, Dict, List
+
+    from alter.cli.render import Cell
+
+
+def _origin(origin: Any) -> str:
+    if not isinstance(origin, dict):
+        return str(origin) if origin else "-"
+    kind = str(origin.get("kind") or "?")
+    file = origin.get("file")
+    label = {"cli": "apm run", "gui": "the GUI", "file": "config file", "api": "the HTTP API"}.get(kind, kind)
+    return f"{label} {file}" if file else label
+
+
+def last_exit_text(last: Any, now: float) -> str:
+    if not isinstance(last, dict):
+        return "-"
+    if last.get("signal"):
+        text = f"signal {last['signal']}"
+    else:
+        text = f"code {last.get('code')}"
+    if isinstance(last.get("runtime_ms"), (int, float)):
+        text += f" after {human_duration(last['runtime_ms'] / 1000.0) if last['runtime_ms'] >= 1000 else str(int(last['runtime_ms'])) + 'ms'}"
+    if isinstance(last.get("at"), (int, float)):
+        text += f", {human_duration(max(now - last['at'], 0))} ago"
+    return text
+
+
+def next_start_text(at: Any, now: float) -> str:
+    if not isinstance(at, (int, float)) or isinstance(at, bool):
+        return "-"
+    delta = at - now
+    return f"in {human_delay(delta)}" if delta > 0 else "now"
+
+
+def instance_rows(instances: List[Dict[str, Any]], style: Style, now: float) -> List[str]:
+    with_port = any(i.get("port") for i in instances)
+    headers = ["#", "PID", "STATUS", "UPTIME", "CPU", "MEM", "RESTARTS", "LAST EXIT", "NEXT START"]
+    if with_port:
+        headers.insert(3, "PORT")
+    rows: List[List[Cell]] = []
+    for inst in instances:
+        running = bool(inst.get("pid"))
+        status = str(inst.get("status", "?"))
+        row: List[Cell] = [
+            (str(inst.get("index", "?")), ()),
+            (str(inst.get("pid") or "-"), ()),
+            (status, (STATUS_STYLE.get(status, ""),)),
+            (human_duration(inst.get("uptime")) if running else "-", ()),
+            (human_cpu(inst.get("cpu")) if running else "-", ()),
+            (human_bytes(inst.get("memory")) if running else "-", ()),
+            (restarts_text(inst.get("restarts")), ()),
+            (last_exit_text(inst.get("last_exit"), now), ()),
+            (next_start_text(inst.get("next_start_at"), now), ()),
+        ]
+        if with_port:
+            row.insert(3, (str(inst.get("port") or "-"), ()))
+        rows.append(row)
+    right = (4, 5, 6) if not with_port else (5, 6, 7)
+    return table(headers, rows, style, right=right, indent="  ")
+
+
+def format_option_value(option: Any, value: Any) -> str:
+    """Canonical value -> text for humans (durations in ms, sizes like 256M)."""
+    if value is None or value == [] or value == "":
+        return "-"
+    if option is None:
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    kind = option.kind.name
+    if kind == "BOOL":
+        return "true" if value else "false"
+    if kind == "DURATION" and isinstance(value, (int, float)):
+        return f"{int(value)} ms"
+    if kind == "SIZE" and isinstance(value, int):
+        from alter.config.options import format_size
+
+        return format_size(value)
+    if kind in ("LIST", "INTLIST") and isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def option_lines(status: Dict[str, Any], style: Style) -> List[str]:
+    from alter.config.options import WORKER_OPTIONS_LIST
+
+    config = status.get("config") if isinstance(status.get("config"), dict) else {}
+    effective = status.get("options") if isinstance(status.get("options"), dict) else None
+    values: Dict[str, Any] = {}
+    for declared in WORKER_OPTIONS_LIST:
+        if declared.name != "cmd":
+            values[declared.name] = declared.default
+    if effective:
+        values.update(effective)
+    values.update(config or {})
+    for key in ("name", "namespace"):  # known from the status even when not set explicitly
+        if key in values and values[key] in (None, "") and status.get(key):
+            values[key] = status[key]
+    known = {o.name: o for o in WORKER_OPTIONS_LIST}
+    sections: Dict[str, List[str]] = {}
+    for name in values:
+        found = known.get(name)
+        sections.setdefault(found.section if found else "Other", []).append(name)
+    width = max((len(n) for n in values), default=0)
+    lines = [style("Options", "bold") + ("" if style.enabled else "  (default) marks values nobody set")]
+    for section, names in sections.items():
+        lines.append("  " + style(section, "cyan"))
+        for name in names:
+            text = format_option_value(known.get(name), values[name])
+            is_default = name not in (config or {})
+            if is_default:
+                shown = (
+                    style(f"{name.ljust(width)}  {text}", "dim")
+                    if style.enabled
+                    else f"{name.ljust(width)}  {text}  (default)"
+                )
+            else:
+                shown = f"{name.ljust(width)}  {text}"
+            lines.append("    " + shown)
+    return lines
+
+
+def render_info(status: Dict[str, Any], style: Style, now: float) -> List[str]:
+    name = str(status.get("name", "?"))
+    wanted = status.get("instances_wanted", 0)
+    head = (
+        f"{style(name, 'bold')}  {style.status(str(status.get('status', '?')))}  "
+        f"{status.get('instances_running', 0)}/{wanted} instance{'' if wanted == 1 else 's'}"
+    )
+    restarts: Dict[str, Any] = status["restarts"] if isinstance(status.get("restarts"), dict) else {}
+    facts = [
+        ("namespace", str(status.get("namespace", "default"))),
+        ("origin", _origin(status.get("origin"))),
+        ("enabled", "yes" if status.get("enabled", True) else "no"),
+        ("restarts", f"{restarts.get('clean', 0)} clean, {restarts.get('error', 0)} error"),
+    ]
+    lines = [head]
+    lines.extend(f"  {style(k.ljust(9), 'dim')}  {v}" for k, v in facts)
+    instances = [i for i in status.get("instances") or [] if isinstance(i, dict)]
+    lines.append("")
+    lines.append(style("Instances", "bold"))
+    if instances:
+        lines.extend(instance_rows(instances, style, now))
+    else:
+        lines.append("  (none running)")
+    lines.append("")
+    lines.extend(option_lines(status, style))
+    return lines
