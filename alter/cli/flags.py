@@ -147,6 +147,11 @@ def parse(command: Command, words: List[str]) -> Parsed:
             if flag is not None:
                 i = _take_flag(parsed, flag, word, None, words, i)
                 continue
+            if command.rest and parsed.positionals:
+                # `apm run sh -c '...'`: short options after the program name are the program's
+                # (apm's own flags are all --long), so only an unknown --flag needs `--`.
+                parsed.positionals.append(word)
+                continue
             raise unknown_flag(command, word, word.lstrip("-").lower(), parsed, words, i - 1, flags, options)
         parsed.positionals.append(word)
     for name, values in raw_options.items():

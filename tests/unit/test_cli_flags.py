@@ -213,9 +213,16 @@ def test_unknown_flag_suggests_close_option() -> None:
     assert "--restart_err" in err.hint
 
 
-def test_unknown_short_flag_is_an_error_too() -> None:
-    err = usage_error("python3", "-u", "app.py")
-    assert "unknown option -u" in err.message and "-- -u app.py" in err.message
+def test_short_flags_after_the_program_go_to_the_program() -> None:
+    # `apm run sh -c '...' --name x`: apm's own flags are all --long, so -c belongs to sh.
+    parsed = parse(RUN, ["sh", "-c", "echo hi; exit 3", "--name", "x", "-u"])
+    assert parsed.positionals == ["sh", "-c", "echo hi; exit 3", "-u"]
+    assert parsed.options == {"name": "x"}
+
+
+def test_unknown_short_flag_before_the_program_is_an_error() -> None:
+    err = usage_error("-u", "python3", "app.py")
+    assert "unknown option -u" in err.message and "-- -u python3 app.py" in err.message
 
 
 def test_unknown_flag_on_a_plain_command() -> None:

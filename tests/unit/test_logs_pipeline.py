@@ -320,7 +320,7 @@ def test_daemon_rotation_defaults(env) -> None:
     pol = wl._files[wl.out_path].policy
     assert (pol.max_size, pol.max_files, pol.daily, pol.retention_days) == (
         1234,
-        5,
+        7,  # the worker sets no log_max_files, so the daemon-wide default applies
         False,
         3,
     )  # worker's log_max_files wins

@@ -1,0 +1,1 @@
+"""The apm daemon: event loop, control socket, state, bootstrap."""

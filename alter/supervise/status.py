@@ -1,0 +1,67 @@
+"""WorkerStatus dicts exactly as docs/protocol.md describes them (plus a few extra fields).
+
+Extra fields beyond the protocol table: per instance `error` (why it could
+not be spawned) and `last_exit.oom` / `last_exit.pid`; per worker `desired`
+("running" | "stopped") and `waiting_for` (pending depends_on names).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from alter.config import options
+from alter.supervise.states import InstanceState
+
+if TYPE_CHECKING:
+    from alter.supervise.instance import Instance
+    from alter.supervise.worker import Worker
+
+
+def instance_status(inst: Instance, now_mono: float) -> Dict[str, Any]:
+    alive = inst.state in (InstanceState.RUNNING, InstanceState.STOPPING) and inst.pid is not None
+    cpu: Optional[float] = None
+    memory: Optional[int] = None
+    if alive and inst.pid is not None:
+        cpu, memory = inst.ops.usage(inst.pid)
+    uptime = round(max(0.0, now_mono - inst._started_mono), 3) if alive else None
+    return {
+        "index": inst.index + 1,
+        "pid": inst.pid if alive else None,
+        "status": inst.state.value,
+        "started_at": inst.started_at if alive else None,
+        "uptime": uptime,
+        "cpu": cpu,
+        "memory": memory,
+        "restarts": {"clean": inst.counters.clean, "error": inst.counters.error},
+        "last_exit": dict(inst.last_exit) if inst.last_exit else None,
+        "next_start_at": inst.next_start_at if inst.state is InstanceState.BACKOFF else None,
+        "port": None,
+        "error": inst.error if inst.state is InstanceState.FAILED else None,
+    }
+
+
+def worker_status(worker: Worker) -> Dict[str, Any]:
+    now = worker.loop.time()
+    instances: List[Dict[str, Any]] = [instance_status(i, now) for i in worker.instances]
+    clean = sum(i.counters.clean for i in worker.instances)
+    error = sum(i.counters.error for i in worker.instances)
+    deps = worker._deps
+    return {
+        "name": worker.name,
+        "namespace": worker.eff.get("namespace") or "default",
+        "status": worker.compute_status().value,
+        "enabled": worker.enabled,
+        "desired": worker.desired,
+        "instances_wanted": worker.instance_count(),
+        "instances_running": sum(1 for i in worker.wanted if i.state is InstanceState.RUNNING),
+        "origin": dict(worker.origin),
+        "restarts": {"clean": clean, "error": error},
+        "config": options.mask_secrets(worker.config),
+        "waiting_for": deps.pending() if deps is not None else [],
+        "instances": instances,
+    }
+
+
+def effective_options(worker: Worker) -> Dict[str, Any]:
+    """Every option's effective value (defaults filled in, secrets masked), for `apm info`."""
+    return options.mask_secrets(options.effective(worker.config))

@@ -1,0 +1,126 @@
+"""The real engine: running as another user (uid, gid, supplementary groups) and PR_SET_PDEATHSIG."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Dict, Iterator
+
+import pytest
+
+from alter.linux.cgroups import Cgroups
+from alter.supervise.testing import RealHarness
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="Linux only"), pytest.mark.root]
+
+
+@pytest.fixture
+def eng() -> Iterator[RealHarness]:
+    harness = RealHarness("itest-" + uuid.uuid4().hex[:8])
+    yield harness
+    harness.close()
+    assert not harness.marked_pids()
+
+
+@pytest.fixture
+def temp_user() -> Iterator[Dict[str, str]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    tag = uuid.uuid4().hex[:6]
+    user, group = f"apmt{tag}", f"apmg{tag}"
+    subprocess.run(["groupadd", group], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            ["useradd", "-M", "-N", "-d", "/tmp", "-s", "/bin/sh", "-G", group, user], check=True, capture_output=True
+        )
+        try:
+            yield {"user": user, "group": group}
+        finally:
+            subprocess.run(["userdel", user], capture_output=True)
+    finally:
+        subprocess.run(["groupdel", group], capture_output=True)
+
+
+def proc_status(pid: int) -> Dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def test_user_drops_uid_gid_and_groups(eng: RealHarness, temp_user: Dict[str, str]) -> None:
+    import grp
+    import pwd
+
+    pw = pwd.getpwnam(temp_user["user"])
+    extra = grp.getgrnam(temp_user["group"]).gr_gid
+    eng.sup.add({"name": "u", "exec": "sleep", "params": ["100"], "user": temp_user["user"], "path": "/tmp"})
+    eng.run_until(lambda: eng.running("u"), what="running as the user")
+    pid = eng.pid("u")
+    assert pid is not None
+    st = proc_status(pid)
+    assert st["Uid"].split() == [str(pw.pw_uid)] * 4
+    assert st["Gid"].split() == [str(pw.pw_gid)] * 4
+    assert sorted(int(g) for g in st["Groups"].split()) == sorted({pw.pw_gid, extra})
+    env = eng.sup.environment("u")
+    assert env["USER"] == env["LOGNAME"] == temp_user["user"] and env["HOME"] == "/tmp"
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    if eng.ops.cgroups is not None:  # joined its cgroup before dropping root
+        assert pid in eng.ops.cgroups.procs(eng.ops.cgroups.path("u.0"))
+    done = []
+    eng.sup.stop("u", lambda: done.append(1))
+    eng.run_until(lambda: done, what="stopped")
+
+
+def test_unknown_user_is_a_clear_error(eng: RealHarness) -> None:
+    from alter.errors import StartFailed
+
+    with pytest.raises(StartFailed, match="no user named 'no-such-user-xyz'"):
+        eng.sup.check_spawnable({"name": "x", "exec": "sleep", "user": "no-such-user-xyz"})
+
+
+CHILD_DAEMON = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from alter.supervise.testing import RealHarness
+h = RealHarness(sys.argv[2])
+h.sup.add({"name": "kid", "exec": "sleep", "params": ["100"], "path": "/"})
+h.run_until(lambda: h.running("kid"))
+print(h.pid("kid"), flush=True)
+h.run_for(60)
+"""
+
+
+def test_children_die_with_the_daemon(tmp_path) -> None:
+    """PR_SET_PDEATHSIG: SIGKILL a process that runs the engine; its child must die too."""
+    daemon_id = "itest-pd-" + uuid.uuid4().hex[:6]
+    proc = subprocess.Popen([sys.executable, "-c", CHILD_DAEMON, ROOT, daemon_id], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        child = int(line)
+        assert os.path.exists(f"/proc/{child}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{child}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        break
+            except OSError:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError(f"child {child} survived its daemon")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        time.sleep(0.05)
+        cg = Cgroups.detect(daemon_id)
+        if cg is not None:
+            cg.cleanup()
