@@ -7,82 +7,16 @@ help, and which handler runs it.  main.py, help.py and docs/cli.md follow it.
 
 from __future__ import annotations
 
-from alter.cli import admin, handlers
+from alter.cli import admin, confcmds, handlers, logcmds, webcmds
 from alter.cli.flags import Arg, Flag
+from alter.cli.table import Command
 
 TYPE_CHECKING = False  # the CLI imports this module: keep `typing` off its startup path
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Optional, Tuple
+    from typing import Any, Dict, Optional
 
 
 GROUPS = ("Process", "Inspection", "Config", "Daemon", "Help")
-
-
-class Command:
-    """One `apm` command (a plain class: typing.NamedTuple would cost the CLI's startup)."""
-
-    __slots__ = (
-        "name",
-        "summary",
-        "handler",
-        "group",
-        "aliases",
-        "args",
-        "flags",
-        "options",
-        "rest",
-        "raw",
-        "json",
-        "write",
-        "common",
-        "usage",
-        "description",
-        "examples",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        summary: str,
-        handler: Callable[..., int],
-        group: str = "Process",
-        aliases: Tuple[str, ...] = (),
-        args: Tuple[Arg, ...] = (),
-        flags: Tuple[Flag, ...] = (),
-        options: bool = False,
-        rest: bool = False,
-        raw: bool = False,
-        json: bool = False,
-        write: bool = True,
-        common: bool = True,
-        usage: str = "",
-        description: str = "",
-        examples: Tuple[str, ...] = (),
-    ) -> None:
-        self.name = name
-        self.summary = summary
-        self.handler = handler
-        self.group = group  # heading in `apm --help`
-        self.aliases = aliases
-        self.args = args  # positional arguments
-        self.flags = flags  # the command's own flags
-        self.options = options  # takes worker option flags (--instances 4 ...)
-        self.rest = rest  # extra words go to the program (run)
-        self.raw = raw  # handler gets the words untouched: handler(ctx, argv)
-        self.json = json  # takes --json
-        self.write = write  # needs write rights on the daemon (root, its user, the apm group)
-        self.common = common  # shown by `apm --help` (all are shown by --help --full)
-        self.usage = usage  # overrides the generated synopsis
-        self.description = description
-        self.examples = examples
-
-    def replace(self, **changes: Any) -> Command:
-        values = {key: getattr(self, key) for key in self.__slots__}
-        values.update(changes)
-        return Command(**values)
-
-    def __repr__(self) -> str:
-        return f"Command({self.name!r})"
 
 
 def _help(ctx: Any, parsed: Any) -> int:
@@ -324,6 +258,9 @@ COMMAND_LIST = (
         usage="apm help [command | options | signals]",
     ),
 )
+
+# Feature areas keep their commands in their own modules (each a COMMANDS tuple of Command entries).
+COMMAND_LIST = COMMAND_LIST + logcmds.COMMANDS + confcmds.COMMANDS + webcmds.COMMANDS
 
 COMMANDS: Dict[str, Command] = {}
 for _command in COMMAND_LIST:
