@@ -13,7 +13,7 @@ from alter.cli.table import Command
 
 TYPE_CHECKING = False  # the CLI imports this module: keep `typing` off its startup path
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional
+    from typing import Any, Dict, Optional, Tuple
 
 
 GROUPS = ("Process", "Inspection", "Config", "Daemon", "Help")
@@ -29,7 +29,7 @@ NAME = Arg("name", "worker name")
 NEW = Arg("new", "new worker name")
 NO_WAIT = Flag("no-wait", "return at once instead of waiting startup_grace for a fast failure")
 
-COMMAND_LIST = (
+COMMAND_LIST: Tuple[Command, ...] = (
     Command(
         "run",
         "Create and start a worker without a config file",
