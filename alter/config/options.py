@@ -190,7 +190,7 @@ def _o(name: str, kind: Kind, default: Any, section: str, help: str, **kw: Any) 
     return Option(name=name, kind=kind, default=default, help=help, section=section, **kw)
 
 
-S, I, F, B, D, Z, L, IL, E, BL = (
+S, I, F, B, D, Z, L, IL, E, BL = (  # noqa: E741 - short kind names keep the table readable
     Kind.STR,
     Kind.INT,
     Kind.FLOAT,
