@@ -34,8 +34,9 @@ class Paths:
 
     __slots__ = ("config_file", "state_dir", "log_dir", "daemon_log", "socket_name", "system")
 
-    def __init__(self, config_file: str, state_dir: str, log_dir: str, daemon_log: str, socket_name: str,
-                 system: bool) -> None:
+    def __init__(
+        self, config_file: str, state_dir: str, log_dir: str, daemon_log: str, socket_name: str, system: bool
+    ) -> None:
         self.config_file = config_file  # the file `apm boot` loads
         self.state_dir = state_dir  # persisted daemon state (workers, settings, auth)
         self.log_dir = log_dir  # default worker log folders live here, one per worker

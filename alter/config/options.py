@@ -87,8 +87,7 @@ class Option:
 def _check_name(value: str) -> None:
     if not _NAME_RE.match(value):
         raise ValueError(
-            "a worker name is 1-128 characters of letters, digits, '_', '-', '.', '@', "
-            "starting with a letter or digit"
+            "a worker name is 1-128 characters of letters, digits, '_', '-', '.', '@', starting with a letter or digit"
         )
 
 
@@ -142,8 +141,7 @@ def _check_health(value: str) -> None:
 def _check_syslog(value: str) -> None:
     if not re.match(r"^(syslog|udp|tcp)://[^\s]+$|^unix://?/|^/|^local$", value):
         raise ValueError(
-            f"{value!r} is not a syslog destination "
-            "(syslog://host:port, udp://host:port, tcp://host:port, or /dev/log)"
+            f"{value!r} is not a syslog destination (syslog://host:port, udp://host:port, tcp://host:port, or /dev/log)"
         )
 
 
@@ -205,76 +203,324 @@ S, I, F, B, D, Z, L, IL, E, BL = (  # noqa: E741 - short kind names keep the tab
 
 WORKER_OPTIONS_LIST: List[Option] = [
     # Identity
-    _o("name", S, None, "Identity", "Worker name, used in all CLI output and log prefixes. Defaults to the executable's name.", validator=_check_name),
+    _o(
+        "name",
+        S,
+        None,
+        "Identity",
+        "Worker name, used in all CLI output and log prefixes. Defaults to the executable's name.",
+        validator=_check_name,
+    ),
     _o("exec", S, None, "Identity", "Executable to run, looked up in the target user's PATH.", required=True),
     _o("params", L, [], "Identity", "Arguments passed to the executable. Multiple values supported."),
-    _o("cmd", S, None, "Identity", "Shorthand for exec + params as one shell-quoted string (`cmd node server.js;`).", cli=False, validator=_check_cmd),
-    _o("path", S, None, "Identity", "Working directory for the child. Environment variables are expanded. Defaults to the caller's directory for `apm run`, the config file's directory for config files."),
+    _o(
+        "cmd",
+        S,
+        None,
+        "Identity",
+        "Shorthand for exec + params as one shell-quoted string (`cmd node server.js;`).",
+        cli=False,
+        validator=_check_cmd,
+    ),
+    _o(
+        "path",
+        S,
+        None,
+        "Identity",
+        "Working directory for the child. Environment variables are expanded. Defaults to the caller's directory for `apm run`, the config file's directory for config files.",
+    ),
     _o("instances", I, 1, "Identity", "Number of parallel child processes to run.", minimum=1, maximum=4096),
     _o("user", S, None, "Identity", "Run children as this OS user (with its groups, HOME and PATH). Root daemon only."),
-    _o("namespace", S, "default", "Identity", "Group label shown in the sidebar and `apm list`.", validator=_check_name),
-    _o("enabled", B, True, "Identity", "A disabled worker is kept but never started (boot, restart policy, start all)."),
+    _o(
+        "namespace", S, "default", "Identity", "Group label shown in the sidebar and `apm list`.", validator=_check_name
+    ),
+    _o(
+        "enabled", B, True, "Identity", "A disabled worker is kept but never started (boot, restart policy, start all)."
+    ),
     # Environment
-    _o("env", L, [], "Environment", "Environment variables for the children, KEY=value. Multiple values supported.", validator=_check_env),
-    _o("env_index", S, None, "Environment", "Name of an environment variable that receives the 0-based instance index.", validator=_check_env_name),
+    _o(
+        "env",
+        L,
+        [],
+        "Environment",
+        "Environment variables for the children, KEY=value. Multiple values supported.",
+        validator=_check_env,
+    ),
+    _o(
+        "env_index",
+        S,
+        None,
+        "Environment",
+        "Name of an environment variable that receives the 0-based instance index.",
+        validator=_check_env_name,
+    ),
     _o("env_file", S, None, "Environment", "Path to a KEY=VALUE file, read by the daemon before dropping privileges."),
     # Restart on clean exit
     _o("restart", B, False, "Restart on clean exit", "Restart the process when it exits with code 0."),
-    _o("restart_delay", D, 250, "Restart on clean exit", "Milliseconds to wait before restarting after a clean exit.", minimum=0),
+    _o(
+        "restart_delay",
+        D,
+        250,
+        "Restart on clean exit",
+        "Milliseconds to wait before restarting after a clean exit.",
+        minimum=0,
+    ),
     _o("max_restarts", I, 0, "Restart on clean exit", "Maximum clean-exit restarts. 0 = unlimited.", minimum=0),
     # Restart on error exit
-    _o("restart_err", B, False, "Restart on error exit", "Restart the process when it exits with a non-zero code or is killed by a signal."),
-    _o("err_delay", D, 500, "Restart on error exit", "Milliseconds to wait before the first restart after an error exit; later ones back off exponentially (see docs/restart-policy.md).", minimum=0),
+    _o(
+        "restart_err",
+        B,
+        False,
+        "Restart on error exit",
+        "Restart the process when it exits with a non-zero code or is killed by a signal.",
+    ),
+    _o(
+        "err_delay",
+        D,
+        500,
+        "Restart on error exit",
+        "Milliseconds to wait before the first restart after an error exit; later ones back off exponentially (see docs/restart-policy.md).",
+        minimum=0,
+    ),
     _o("max_err_restarts", I, 0, "Restart on error exit", "Maximum error-exit restarts. 0 = unlimited.", minimum=0),
-    _o("err_grace", D, None, "Restart on error exit", "Milliseconds of uptime required before a restart counts against the limit.", minimum=0),
-    _o("restart_on_exit_codes", IL, [], "Restart on error exit", "Exit codes that trigger a restart. When set, overrides both restart and restart_err."),
-    _o("startup_grace", D, 2000, "Restart on error exit", "Milliseconds `apm run/start/restart` wait for a fast-exit failure to surface on the first attempt.", minimum=0),
-    _o("augur_full_scan", B, False, "Restart on error exit", "Run the dependency scan before every start and abort when something is missing.", since="augur"),
+    _o(
+        "err_grace",
+        D,
+        None,
+        "Restart on error exit",
+        "Milliseconds of uptime required before a restart counts against the limit.",
+        minimum=0,
+    ),
+    _o(
+        "restart_on_exit_codes",
+        IL,
+        [],
+        "Restart on error exit",
+        "Exit codes that trigger a restart. When set, overrides both restart and restart_err.",
+    ),
+    _o(
+        "startup_grace",
+        D,
+        2000,
+        "Restart on error exit",
+        "Milliseconds `apm run/start/restart` wait for a fast-exit failure to surface on the first attempt.",
+        minimum=0,
+    ),
+    _o(
+        "augur_full_scan",
+        B,
+        False,
+        "Restart on error exit",
+        "Run the dependency scan before every start and abort when something is missing.",
+        since="augur",
+    ),
     # Shutdown
     _o("kill_timeout", D, 2000, "Shutdown", "Milliseconds to wait after SIGTERM before SIGKILL.", minimum=0),
     # Startup dependencies
     _o("depends_on", L, [], "Startup dependencies", "Worker names that must be running before this worker starts."),
-    _o("depends_timeout", D, 30000, "Startup dependencies", "Milliseconds to wait for dependencies; after that the worker starts anyway, with a warning.", minimum=0),
+    _o(
+        "depends_timeout",
+        D,
+        30000,
+        "Startup dependencies",
+        "Milliseconds to wait for dependencies; after that the worker starts anyway, with a warning.",
+        minimum=0,
+    ),
     # Schedules
-    _o("schedule", S, None, "Schedule", "Cron expression: the worker is a job that runs on this schedule.", validator=_check_cron, since="cron"),
-    _o("restart_cron", S, None, "Schedule", "Cron expression: restart the worker on this schedule (PM2's cron_restart).", validator=_check_cron, since="cron"),
+    _o(
+        "schedule",
+        S,
+        None,
+        "Schedule",
+        "Cron expression: the worker is a job that runs on this schedule.",
+        validator=_check_cron,
+        since="cron",
+    ),
+    _o(
+        "restart_cron",
+        S,
+        None,
+        "Schedule",
+        "Cron expression: restart the worker on this schedule (PM2's cron_restart).",
+        validator=_check_cron,
+        since="cron",
+    ),
     # Health check
-    _o("health_check", S, None, "Health check", "A URL to probe (pull mode), or `on` (push mode via APM_HEALTH_URL).", validator=_check_health, since="health"),
+    _o(
+        "health_check",
+        S,
+        None,
+        "Health check",
+        "A URL to probe (pull mode), or `on` (push mode via APM_HEALTH_URL).",
+        validator=_check_health,
+        since="health",
+    ),
     _o("health_check_interval", D, 5000, "Health check", "Milliseconds between probes.", minimum=100, since="health"),
-    _o("health_check_timeout", D, 3000, "Health check", "Milliseconds to wait for a single pull-mode probe.", minimum=1, since="health"),
-    _o("health_check_threshold", I, 3, "Health check", "Consecutive failures before the worker is marked unhealthy.", minimum=1, since="health"),
+    _o(
+        "health_check_timeout",
+        D,
+        3000,
+        "Health check",
+        "Milliseconds to wait for a single pull-mode probe.",
+        minimum=1,
+        since="health",
+    ),
+    _o(
+        "health_check_threshold",
+        I,
+        3,
+        "Health check",
+        "Consecutive failures before the worker is marked unhealthy.",
+        minimum=1,
+        since="health",
+    ),
     # Connection drain
-    _o("drain_timeout", D, 0, "Connection drain", "Milliseconds to let active connections finish before a stop/restart. 0 = stop immediately.", minimum=0, since="proxy"),
+    _o(
+        "drain_timeout",
+        D,
+        0,
+        "Connection drain",
+        "Milliseconds to let active connections finish before a stop/restart. 0 = stop immediately.",
+        minimum=0,
+        since="proxy",
+    ),
     # Memory limit
-    _o("memory_limit", Z, None, "Memory limit", "Per-child memory cap enforced with cgroups (e.g. 256M, 1G). Root daemon only."),
+    _o(
+        "memory_limit",
+        Z,
+        None,
+        "Memory limit",
+        "Per-child memory cap enforced with cgroups (e.g. 256M, 1G). Root daemon only.",
+    ),
     # Logging
     _o("log", S, None, "Logging", "Path to the stdout log file. Default: <log dir>/<worker>/out.log."),
     _o("err_log", S, None, "Logging", "Path to the stderr log file. Default: the same file as log."),
-    _o("prefix", S, None, "Logging", "String prepended to each log line (çN- colours allowed). Default: the worker name; `#N` is appended for multi-instance workers."),
-    _o("log_time_format", S, "ç214-%Y-%m-%d %Tç59-.%FçR-", "Logging", "Timestamp format for log lines: strftime tokens, %F for microseconds, çN- colours."),
+    _o(
+        "prefix",
+        S,
+        None,
+        "Logging",
+        "String prepended to each log line (çN- colours allowed). Default: the worker name; `#N` is appended for multi-instance workers.",
+    ),
+    _o(
+        "log_time_format",
+        S,
+        "ç214-%Y-%m-%d %Tç59-.%FçR-",
+        "Logging",
+        "Timestamp format for log lines: strftime tokens, %F for microseconds, çN- colours.",
+    ),
     _o("strip_ansi", B, False, "Logging", "Strip ANSI escape codes from log output."),
-    _o("syslog", S, None, "Logging", "Forward logs to syslog: syslog://host:port (UDP), tcp://host:port, or /dev/log.", validator=_check_syslog),
+    _o(
+        "syslog",
+        S,
+        None,
+        "Logging",
+        "Forward logs to syslog: syslog://host:port (UDP), tcp://host:port, or /dev/log.",
+        validator=_check_syslog,
+    ),
     _o("syslog_tag", S, None, "Logging", "Tag for syslog messages. Default: the worker name."),
-    _o("log_max_size", Z, None, "Logging", "Rotate the log file when it exceeds this size (e.g. 10M). Default: the daemon's (10M)."),
-    _o("log_max_files", I, None, "Logging", "Number of rotated log files to keep. Default: the daemon's (5).", minimum=1, maximum=1000),
+    _o(
+        "log_max_size",
+        Z,
+        None,
+        "Logging",
+        "Rotate the log file when it exceeds this size (e.g. 10M). Default: the daemon's (10M).",
+    ),
+    _o(
+        "log_max_files",
+        I,
+        None,
+        "Logging",
+        "Number of rotated log files to keep. Default: the daemon's (5).",
+        minimum=1,
+        maximum=1000,
+    ),
     # Proxy / HTTP
-    _o("server", L, [], "Proxy / HTTP", "Listener for the proxy: http://, https://, ws://, wss://, tcp://host:port or :port. Multiple values supported.", validator=_check_servers, since="proxy"),
+    _o(
+        "server",
+        L,
+        [],
+        "Proxy / HTTP",
+        "Listener for the proxy: http://, https://, ws://, wss://, tcp://host:port or :port. Multiple values supported.",
+        validator=_check_servers,
+        since="proxy",
+    ),
     _o("lowercase_hdrs", B, False, "Proxy / HTTP", "Lowercase HTTP header names before forwarding.", since="proxy"),
     _o("trust_proxy", B, True, "Proxy / HTTP", "Trust X-Forwarded-For / X-Real-IP for the client IP.", since="proxy"),
-    _o("keep_alive", D, 120000, "Proxy / HTTP", "HTTP keep-alive idle timeout in milliseconds.", minimum=0, since="proxy"),
-    _o("max_conns", I, 0, "Proxy / HTTP", "Maximum concurrent connections per server. 0 = unlimited.", minimum=0, since="proxy"),
-    _o("trace_header", S, None, "Proxy / HTTP", "Header (e.g. x-request-id) that receives a unique ID per forwarded request.", since="proxy"),
-    _o("session_persist", B, False, "Proxy / HTTP", "Persist session state across rolling restarts.", since="connectors"),
-    _o("session_wait", D, 5000, "Proxy / HTTP", "Milliseconds to wait for a new instance to accept a migrated session.", minimum=0, since="connectors"),
+    _o(
+        "keep_alive",
+        D,
+        120000,
+        "Proxy / HTTP",
+        "HTTP keep-alive idle timeout in milliseconds.",
+        minimum=0,
+        since="proxy",
+    ),
+    _o(
+        "max_conns",
+        I,
+        0,
+        "Proxy / HTTP",
+        "Maximum concurrent connections per server. 0 = unlimited.",
+        minimum=0,
+        since="proxy",
+    ),
+    _o(
+        "trace_header",
+        S,
+        None,
+        "Proxy / HTTP",
+        "Header (e.g. x-request-id) that receives a unique ID per forwarded request.",
+        since="proxy",
+    ),
+    _o(
+        "session_persist",
+        B,
+        False,
+        "Proxy / HTTP",
+        "Persist session state across rolling restarts.",
+        since="connectors",
+    ),
+    _o(
+        "session_wait",
+        D,
+        5000,
+        "Proxy / HTTP",
+        "Milliseconds to wait for a new instance to accept a migrated session.",
+        minimum=0,
+        since="connectors",
+    ),
     # TLS
     _o("tls", B, False, "TLS", "Enable TLS on all of this worker's listeners.", since="proxy"),
     _o("tls_cert", S, None, "TLS", "Path to the TLS certificate (PEM).", since="proxy"),
     _o("tls_key", S, None, "TLS", "Path to the TLS private key (PEM).", since="proxy"),
-    _o("tls_ca", S, None, "TLS", "CA certificate for mutual TLS: client certificates are required and verified.", since="proxy"),
+    _o(
+        "tls_ca",
+        S,
+        None,
+        "TLS",
+        "CA certificate for mutual TLS: client certificates are required and verified.",
+        since="proxy",
+    ),
     # File watcher
-    _o("watch", L, [], "File watcher", "Patterns of paths whose change restarts the worker (*.ext, prefix*, *word*, exact).", since="watcher"),
+    _o(
+        "watch",
+        L,
+        [],
+        "File watcher",
+        "Patterns of paths whose change restarts the worker (*.ext, prefix*, *word*, exact).",
+        since="watcher",
+    ),
     _o("watch_ignore", L, [], "File watcher", "Patterns of paths excluded from watching.", since="watcher"),
-    _o("watch_delay", D, 200, "File watcher", "Debounce delay in milliseconds before a watch restart.", minimum=0, since="watcher"),
+    _o(
+        "watch_delay",
+        D,
+        200,
+        "File watcher",
+        "Debounce delay in milliseconds before a watch restart.",
+        minimum=0,
+        since="watcher",
+    ),
     _o("watch_conf", B, False, "File watcher", "Reload this worker when its own config file changes on disk."),
     # Rolling restart
     _o("rolling", B, False, "Rolling restart", "Restart instances one at a time."),
@@ -282,27 +528,113 @@ WORKER_OPTIONS_LIST: List[Option] = [
     # Stats
     _o("stats_interval", D, None, "Stats", "Milliseconds between stats collection cycles.", minimum=100),
     # IPC
-    _o("listen", S, None, "Inter-worker IPC", "Channel name this worker listens on for inter-worker IPC.", since="connectors"),
-    _o("ipc_timeout", D, 500, "Inter-worker IPC", "Default timeout in milliseconds for request() calls.", minimum=0, since="connectors"),
+    _o(
+        "listen",
+        S,
+        None,
+        "Inter-worker IPC",
+        "Channel name this worker listens on for inter-worker IPC.",
+        since="connectors",
+    ),
+    _o(
+        "ipc_timeout",
+        D,
+        500,
+        "Inter-worker IPC",
+        "Default timeout in milliseconds for request() calls.",
+        minimum=0,
+        since="connectors",
+    ),
     # Sub-blocks
-    _o("on_crash", BL, None, "Crash webhook", "POST/GET a URL when a child crashes.", block="on_crash", cli=False, since="webhooks"),
-    _o("vanguard", BL, None, "Vanguard", "Request firewall in front of the worker's listeners.", block="vanguard", cli=False, since="proxy"),
-    _o("statsd", BL, None, "StatsD", "Forward worker metrics to a StatsD endpoint.", block="statsd", cli=False, since="statsd"),
-    _o("dashboard", BL, None, "Dashboard", "Custom metric panels shown in the GUI.", block="dashboard", cli=False, since="dashboard"),
+    _o(
+        "on_crash",
+        BL,
+        None,
+        "Crash webhook",
+        "POST/GET a URL when a child crashes.",
+        block="on_crash",
+        cli=False,
+        since="webhooks",
+    ),
+    _o(
+        "vanguard",
+        BL,
+        None,
+        "Vanguard",
+        "Request firewall in front of the worker's listeners.",
+        block="vanguard",
+        cli=False,
+        since="proxy",
+    ),
+    _o(
+        "statsd",
+        BL,
+        None,
+        "StatsD",
+        "Forward worker metrics to a StatsD endpoint.",
+        block="statsd",
+        cli=False,
+        since="statsd",
+    ),
+    _o(
+        "dashboard",
+        BL,
+        None,
+        "Dashboard",
+        "Custom metric panels shown in the GUI.",
+        block="dashboard",
+        cli=False,
+        since="dashboard",
+    ),
 ]
 
 VANGUARD_OPTIONS_LIST: List[Option] = [
     _o("allow_ip", L, [], "Vanguard", "CIDR allowlist: only matching client IPs are served.", validator=_check_cidrs),
-    _o("ban_ip", L, [], "Vanguard", "CIDR blocklist: matching client IPs are rejected (403, or silent close for TCP).", validator=_check_cidrs),
+    _o(
+        "ban_ip",
+        L,
+        [],
+        "Vanguard",
+        "CIDR blocklist: matching client IPs are rejected (403, or silent close for TCP).",
+        validator=_check_cidrs,
+    ),
     _o("ban_path", L, [], "Vanguard", "Path patterns (query string stripped): *.ext, prefix*, *word*, exact."),
     _o("ban_response", S, "Forbidden", "Vanguard", "Response body for blocked requests."),
     _o("allow_method", L, [], "Vanguard", "HTTP method allowlist; others get 405.", validator=_check_methods),
-    _o("ban_method", L, [], "Vanguard", "HTTP method blocklist (405), checked before allow_method.", validator=_check_methods),
-    _o("rate_limit", F, None, "Vanguard", "Token-bucket rate in requests/second per real client IP (429 past it).", minimum=0),
+    _o(
+        "ban_method",
+        L,
+        [],
+        "Vanguard",
+        "HTTP method blocklist (405), checked before allow_method.",
+        validator=_check_methods,
+    ),
+    _o(
+        "rate_limit",
+        F,
+        None,
+        "Vanguard",
+        "Token-bucket rate in requests/second per real client IP (429 past it).",
+        minimum=0,
+    ),
     _o("rate_burst", I, None, "Vanguard", "Burst capacity. Default: rate_limit.", minimum=1),
-    _o("ban_ttl", D, 0, "Vanguard", "Milliseconds to auto-ban an IP that exceeds the rate limit. 0 = no ban.", minimum=0),
+    _o(
+        "ban_ttl",
+        D,
+        0,
+        "Vanguard",
+        "Milliseconds to auto-ban an IP that exceeds the rate limit. 0 = no ban.",
+        minimum=0,
+    ),
     _o("log", B, True, "Vanguard", "Log one line per blocked request."),
-    _o("log_summary", I, 0, "Vanguard", "Seconds between aggregate summary lines of blocked traffic. 0 = off.", minimum=0),
+    _o(
+        "log_summary",
+        I,
+        0,
+        "Vanguard",
+        "Seconds between aggregate summary lines of blocked traffic. 0 = off.",
+        minimum=0,
+    ),
 ]
 
 ON_CRASH_OPTIONS_LIST: List[Option] = [
@@ -328,7 +660,15 @@ DASHBOARD_OPTIONS_LIST: List[Option] = [
 ]
 
 MODULE_OPTIONS_LIST: List[Option] = [
-    _o("type", E, None, "Dashboard module", "Module type.", choices=("led", "counter", "text", "graph", "gauge", "heatmap"), required=True),
+    _o(
+        "type",
+        E,
+        None,
+        "Dashboard module",
+        "Module type.",
+        choices=("led", "counter", "text", "graph", "gauge", "heatmap"),
+        required=True,
+    ),
     _o("id", I, None, "Dashboard module", "Integer ID, unique within the dashboard.", required=True, minimum=0),
     _o("x", I, None, "Dashboard module", "Grid column (0-based).", required=True, minimum=0),
     _o("y", I, None, "Dashboard module", "Grid row (0-based).", required=True, minimum=0),
@@ -345,15 +685,31 @@ MODULE_OPTIONS_LIST: List[Option] = [
 
 DAEMON_OPTIONS_LIST: List[Option] = [
     _o("gui_port", I, 6789, "Daemon", "Port of the web GUI and HTTP API. 0 disables it.", minimum=0, maximum=65535),
-    _o("gui_bind", S, "127.0.0.1", "Daemon", "Address the GUI binds to. A non-loopback address needs a password first."),
-    _o("gui_password", S, None, "Daemon", "GUI password (hashed on load; prefer `apm gui` setup, this file is plaintext).", secret=True),
+    _o(
+        "gui_bind", S, "127.0.0.1", "Daemon", "Address the GUI binds to. A non-loopback address needs a password first."
+    ),
+    _o(
+        "gui_password",
+        S,
+        None,
+        "Daemon",
+        "GUI password (hashed on load; prefer `apm gui` setup, this file is plaintext).",
+        secret=True,
+    ),
     _o("gui_tls_cert", S, None, "Daemon", "Certificate (PEM) to serve the GUI over HTTPS."),
     _o("gui_tls_key", S, None, "Daemon", "Private key (PEM) for gui_tls_cert."),
     _o("auto_reload", B, False, "Daemon", "Reload loaded config files when they change on disk."),
     _o("log_max_size", Z, 10 * 1024**2, "Daemon", "Default log_max_size for every worker."),
     _o("log_max_files", I, 5, "Daemon", "Default log_max_files for every worker.", minimum=1, maximum=1000),
     _o("log_daily", B, True, "Daemon", "Roll every worker log over at midnight into a dated archive."),
-    _o("log_retention_days", I, 30, "Daemon", "Delete dated log archives older than this many days. 0 = keep forever.", minimum=0),
+    _o(
+        "log_retention_days",
+        I,
+        30,
+        "Daemon",
+        "Delete dated log archives older than this many days. 0 = keep forever.",
+        minimum=0,
+    ),
 ]
 
 TOP_LEVEL_OPTIONS_LIST: List[Option] = [
@@ -603,7 +959,9 @@ def coerce_block(block: str, values: Dict[str, Any], where: str = "") -> Tuple[D
         name = normalize_name(key)
         option = table.get(name)
         if option is None:
-            warnings.append(f"{where + ': ' if where else ''}unknown {block} option {key!r} ignored ({suggest(name, table)})")
+            warnings.append(
+                f"{where + ': ' if where else ''}unknown {block} option {key!r} ignored ({suggest(name, table)})"
+            )
             continue
         if option.kind is Kind.BLOCK:
             sub = raw if isinstance(raw, list) and option.repeat_block else [raw]
@@ -628,7 +986,9 @@ def coerce_block(block: str, values: Dict[str, Any], where: str = "") -> Tuple[D
         try:
             exec_, params = split_cmd(clean.pop("cmd"))
         except ValueError as exc:
-            raise ConfigError(f"worker option cmd: {exc}", hint="write `cmd <program> <args...>;`", where=where) from None
+            raise ConfigError(
+                f"worker option cmd: {exc}", hint="write `cmd <program> <args...>;`", where=where
+            ) from None
         clean.setdefault("exec", exec_)
         clean.setdefault("params", params)
     for option in table.values():
@@ -643,12 +1003,18 @@ def coerce_block(block: str, values: Dict[str, Any], where: str = "") -> Tuple[D
         try:
             _check_name(clean["name"])
         except ValueError as exc:
-            raise ConfigError(f"worker name {clean['name']!r}: {exc}", hint="set `name` explicitly", where=where) from None
+            raise ConfigError(
+                f"worker name {clean['name']!r}: {exc}", hint="set `name` explicitly", where=where
+            ) from None
     if block == "dashboard":
         ids = [m.get("id") for m in clean.get("module", [])]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ConfigError(f"dashboard module ids must be unique; repeated: {dupes}", hint="give each module its own id", where=where)
+            raise ConfigError(
+                f"dashboard module ids must be unique; repeated: {dupes}",
+                hint="give each module its own id",
+                where=where,
+            )
     return clean, warnings
 
 

@@ -214,4 +214,3 @@ class Daemon:
         except OSError:
             pass
         log.info("daemon stopped")
-

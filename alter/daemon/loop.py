@@ -43,7 +43,7 @@ class Timer:
     def cancel(self) -> None:
         self.cancelled = True
 
-    def __lt__(self, other: "Timer") -> bool:
+    def __lt__(self, other: Timer) -> bool:
         return (self.when, self.seq) < (other.when, other.seq)
 
 
@@ -78,7 +78,7 @@ class EventLoop:
             self._ready.append((callback, args))
         self._wake()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future[Any]":
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
         """Run fn on the loop thread and return a Future with its result (for other threads)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 

@@ -112,7 +112,7 @@ def authorize(uid: int, gid: int, pid: int, daemon_uid: int) -> bool:
 class Request:
     """One request being handled; exactly one reply or error ends it."""
 
-    def __init__(self, conn: "Connection", msg_id: Any, cmd: str, args: Dict[str, Any], write: bool) -> None:
+    def __init__(self, conn: Connection, msg_id: Any, cmd: str, args: Dict[str, Any], write: bool) -> None:
         self.conn = conn
         self.id = msg_id
         self.cmd = cmd
@@ -166,7 +166,7 @@ class Request:
 class Connection:
     """One accepted client: buffers in and out, one request in flight at a time."""
 
-    def __init__(self, server: "ControlServer", sock: socket.socket, peer: Peer) -> None:
+    def __init__(self, server: ControlServer, sock: socket.socket, peer: Peer) -> None:
         self.server = server
         self.sock = sock
         self.fd = sock.fileno()
@@ -200,6 +200,8 @@ class Connection:
             self.send(protocol.error(None, exc))
             self.close_after_flush = True
             self.server.loop.remove_reader(self.fd)
+            if not self.outbuf:  # the error went out at once: no writer callback will close us
+                self.close()
             return
         self.queue.extend(messages)
         self.pump()
@@ -297,8 +299,15 @@ class Connection:
 class ControlServer:
     """Listens on the abstract socket and dispatches requests to `Commands`."""
 
-    def __init__(self, loop: EventLoop, address: str, commands: Commands, daemon_uid: Optional[int] = None,
-                 before_reply: Optional[Callable[[], None]] = None, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        address: str,
+        commands: Commands,
+        daemon_uid: Optional[int] = None,
+        before_reply: Optional[Callable[[], None]] = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
         self.loop = loop
         self.address = address
         self.commands = commands
@@ -357,7 +366,9 @@ class ControlServer:
             conn.send(protocol.error(msg_id, ProtocolError("request has no 'cmd' string", hint="see docs/protocol.md")))
             return
         if not isinstance(args, dict):
-            conn.send(protocol.error(msg_id, ProtocolError(f"'args' of {cmd!r} must be an object, got {type(args).__name__}")))
+            conn.send(
+                protocol.error(msg_id, ProtocolError(f"'args' of {cmd!r} must be an object, got {type(args).__name__}"))
+            )
             return
         command = self.commands.get(cmd)
         if command is None:
@@ -367,10 +378,15 @@ class ControlServer:
             return
         if command.write and not conn.peer.can_write:
             user = conn.peer.username
-            conn.send(protocol.error(msg_id, PermissionDenied(
-                f"user {user} (uid {conn.peer.uid}) may not run {cmd!r} on this daemon",
-                hint=f"ask an administrator to add you to the apm group: usermod -aG apm {user}",
-            )))
+            conn.send(
+                protocol.error(
+                    msg_id,
+                    PermissionDenied(
+                        f"user {user} (uid {conn.peer.uid}) may not run {cmd!r} on this daemon",
+                        hint=f"ask an administrator to add you to the apm group: usermod -aG apm {user}",
+                    ),
+                )
+            )
             return
         request = Request(conn, msg_id, cmd, args, command.write)
         conn.request_started(request)
@@ -380,8 +396,12 @@ class ControlServer:
             request.fail(exc)
         except Exception as exc:
             log.exception("internal error handling %r", cmd)
-            request.fail(ApmError(f"internal error while handling {cmd!r}: {type(exc).__name__}: {exc}",
-                                  hint="this is a bug in apm: the daemon log has the details"))
+            request.fail(
+                ApmError(
+                    f"internal error while handling {cmd!r}: {type(exc).__name__}: {exc}",
+                    hint="this is a bug in apm: the daemon log has the details",
+                )
+            )
 
     def before_reply(self) -> None:
         if self._before_reply is not None:

@@ -87,8 +87,9 @@ class DebouncedSaver:
     replying to a mutating request, so an acknowledged change is on disk).
     """
 
-    def __init__(self, store: StateStore, snapshot: Callable[[], Dict[str, Any]],
-                 call_soon: Callable[[Callable[[], None]], None]) -> None:
+    def __init__(
+        self, store: StateStore, snapshot: Callable[[], Dict[str, Any]], call_soon: Callable[[Callable[[], None]], None]
+    ) -> None:
         self.store = store
         self.snapshot = snapshot
         self.call_soon = call_soon

@@ -49,13 +49,27 @@ class Apm:
     def cmd(self, *args: str) -> List[str]:
         return [self.python, APM_BIN, *args]
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60, input: Optional[str] = None,
-                 env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None) -> subprocess.CompletedProcess:
+    def __call__(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 60,
+        input: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
+        cwd: Optional[str] = None,
+    ) -> subprocess.CompletedProcess:
         run_env = dict(self.env)
         if env:
             run_env.update(env)
-        proc = subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=timeout, input=input,
-                              env=run_env, cwd=cwd or self.home)
+        proc = subprocess.run(
+            self.cmd(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            env=run_env,
+            cwd=cwd or self.home,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"apm {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

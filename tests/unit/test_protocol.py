@@ -11,10 +11,14 @@ def test_roundtrip_split_at_every_byte():
     for cut in range(len(data) + 1):
         dec = protocol.Decoder()
         msgs = dec.feed(data[:cut]) + dec.feed(data[cut:])
-        assert [m.get("cmd") or m.get("event") or m.get("result") for m in msgs] == ["list", {"workers": ["é"]}, "progress"]
+        assert [m.get("cmd") or m.get("event") or m.get("result") for m in msgs] == [
+            "list",
+            {"workers": ["é"]},
+            "progress",
+        ]
 
 
-@pytest.mark.parametrize("line", [b"not json\n", b"[1,2]\n", b"\xff\xfe\n", b'"str"\n', b"{\"a\": \n"])
+@pytest.mark.parametrize("line", [b"not json\n", b"[1,2]\n", b"\xff\xfe\n", b'"str"\n', b'{"a": \n'])
 def test_malformed_lines_raise_protocol_error(line):
     with pytest.raises(ProtocolError):
         protocol.Decoder().feed(line)
