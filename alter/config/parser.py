@@ -46,6 +46,7 @@ class Statement:
 class Parsed:
     statements: List[Statement]
     errors: List[LexError]
+    orphans: List[Comment] = field(default_factory=list)  # comments attached to no statement (saveconf keeps them)
 
 
 class _Parser:
@@ -190,4 +191,6 @@ def parse(text: str, undecodable: bool = False) -> Parsed:
     parser = _Parser(lexed.tokens, lexed.comments, list(lexed.errors))
     statements = parser.statements(None)
     parser.errors.sort(key=lambda e: (e.line, e.col))
-    return Parsed(statements, parser.errors)
+    orphans = [Comment(text, line, 0, True) for line, text in parser.own_line.items()]
+    orphans += list(parser.trailing.values())
+    return Parsed(statements, parser.errors, sorted(orphans, key=lambda c: (c.line, c.col)))

@@ -22,7 +22,7 @@ from alter.supervise.ops import ProcessOps
 from alter.supervise.output import OutputPump
 from alter.supervise.startup import ReadyCallback
 from alter.supervise.states import ALIVE_STATES, InstanceState
-from alter.supervise.status import effective_options, worker_status
+from alter.supervise.status import effective_options, log_info, worker_status
 from alter.supervise.worker import Worker
 
 log = logging.getLogger("apm.supervise")
@@ -373,6 +373,12 @@ class Supervisor:
         self._changed()
         return worker_status(worker)
 
+    def set_origin(self, name: str, origin: Dict[str, Any]) -> None:
+        """Record where a worker's config now comes from (a reload moved its block, saveconf gave it a file)."""
+        worker = self.get(name)
+        worker.origin = dict(origin)
+        self._changed()
+
     def copy(self, name: str, new: str) -> Dict[str, Any]:
         """Duplicate a worker's config under a new name; it runs if the original is wanted running."""
         worker = self.get(name)
@@ -409,7 +415,12 @@ class Supervisor:
         worker = self.get(name)
         data = worker_status(worker)
         data["options"] = effective_options(worker)
+        data["logs"] = log_info(worker.log)
         return data
+
+    def worker_log(self, name: str) -> WorkerLog:
+        """A worker's log pipeline (`alter.logs.pipeline.WorkerLog` in the daemon): NotFound if no such worker."""
+        return self.get(name).log
 
     def environment(self, name: str, index: int = 0) -> Dict[str, str]:
         """The exact environment instance `index` (0-based) gets (StartFailed if it cannot be built)."""

@@ -493,32 +493,37 @@ def test_convert_writes_stdout_or_file(cli, monkeypatch, tmp_path) -> None:
     assert cli("convert", str(tmp_path / "nope.json")).code == 2
 
 
-def test_check_reports_actions(cli, daemon: FakeDaemon, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(admin, "require_module", lambda module, command: None)
-
-    class LoadResult:
-        workers = [
-            {"name": "api", "exec": "node", "params": ["server.js"], "instances": 2},
-            {"name": "new", "exec": "x"},
-            {"name": "web", "exec": "changed"},
-        ]
-        errors: list = []
-        warnings = ["x.conf:3:1: unknown worker option 'foo' ignored"]
-
-    fake = types.ModuleType("alter.config.loader")
-    fake.load_file = lambda path: LoadResult()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "alter.config.loader", fake)
-    daemon.reply("list", {"workers": sample_workers()})
+def test_check_reports_actions(cli, daemon: FakeDaemon, tmp_path) -> None:
     conf = tmp_path / "x.conf"
-    conf.write_text("")
+    conf.write_text(
+        "worker api { exec node; params server.js; instances 2; foo 1; }\n"
+        "worker new { exec x; }\nworker web { exec changed; }\n"
+    )
+    daemon.reply(
+        "plan",
+        {
+            "file": str(conf),
+            "created": ["new"],
+            "changed": ["web"],
+            "removed": ["gone"],
+            "unchanged": ["api"],
+            "skipped": [],
+            "changed_keys": {"web": ["exec"]},
+            "warnings": [],
+        },
+    )
     r = cli("check", str(conf))
     assert r.code == 0, r
-    assert "warning: x.conf:3:1: unknown worker option 'foo' ignored" in r.out
-    assert "  api: unchanged, skipped" in r.out
-    assert "  new: would create" in r.out
-    assert "  web: would reload (changed)" in r.out
+    sent = daemon.last("plan")["args"]
+    assert sent["file"] == str(conf) and [w["config"]["name"] for w in sent["workers"]] == ["api", "new", "web"]
+    assert f"warning: {conf}:1:56: unknown worker option 'foo' ignored" in r.out
+    assert "  unchanged    api" in r.out
+    assert "  would create new" in r.out
+    assert "  would change web (exec)" in r.out
+    assert "  would remove gone" in r.out
     data = cli("check", str(conf), "--json").json()
-    assert data["workers"][1] == {"name": "new", "action": "create"} and data["ok"] is True
-    LoadResult.errors = ["x.conf:1:1: bad"]
+    assert {"name": "new", "action": "create"} in data["workers"] and data["ok"] is True
+    conf.write_text("worker a { exec x; instances z; }\nworker b { }\n")
     r = cli("check", str(conf))
-    assert r.code == 2 and "error: x.conf:1:1: bad" in r.out
+    assert r.code == 2 and f"error: {conf}:1:30:" in r.out and f"error: {conf}:2:1:" in r.out
+    assert "2 errors" in r.out
