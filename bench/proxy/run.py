@@ -1,0 +1,375 @@
+"""Proxy benchmark: apm's proxy against nginx, PM2 cluster mode and a direct connection, in one run.
+
+    python3 bench/proxy/run.py                      # 10 s per case, 50 connections, 1 round
+    python3 bench/proxy/run.py --duration 5 --rounds 2 --write-docs
+
+Two node hello-world instances (bench/proxy/hello.js) serve every case:
+  direct      wrk -> one instance
+  apm http    wrk -> apm's HTTP proxy (StandaloneProxy, one process per CPU) -> both instances, round-robin
+  nginx http  wrk -> nginx (2 workers, round-robin, upstream keepalive 64) -> both instances
+  pm2         wrk -> PM2 cluster mode, 2 instances of the same script (node's cluster module shares the port)
+  apm tcp     wrk -> apm tcp:// listener -> both instances (per connection)
+  nginx tcp   wrk -> nginx stream module -> both instances
+then: proxy RSS per 1,000 idle keep-alive connections (apm and nginx), and wrk against apm while both
+instances are replaced twice in a rolling restart (start new, wait until it accepts, drain old, stop old).
+
+Needs wrk, nginx (+ libnginx-mod-stream) and node; PM2 comes from bench/common.py's private prefix (skipped
+if it cannot be installed).  Loopback only, every run bounded, everything started is stopped in `finally:`.
+With --write-docs the "## Proxy" section of docs/benchmarks.md is replaced (other sections untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from common import ensure_pm2, loadavg, log, machine, raise_nofile, rss_bytes, table  # noqa: E402
+
+from alter.proxy import PortAllocator, Upstream  # noqa: E402
+from alter.proxy.standalone import StandaloneProxy  # noqa: E402
+
+HELLO = os.path.join(HERE, "hello.js")
+NGINX_CONF = """
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 2;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 8192; use epoll; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  upstream app {{ server 127.0.0.1:{p1}; server 127.0.0.1:{p2}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{http} reuseport;
+    location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+stream {{
+  upstream app_tcp {{ server 127.0.0.1:{p1}; server 127.0.0.1:{p2}; }}
+  server {{ listen 127.0.0.1:{tcp} reuseport; proxy_pass app_tcp; }}
+}}
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing accepts on port {port}")
+
+
+def to_ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(port: int, duration: float, connections: int, threads: int = 2) -> Dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, timeout=duration + 60,
+    ).stdout  # fmt: skip
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
+        "p50": _percentile(out, "50"),
+        "p99": _percentile(out, "99"),
+        "errors": errors + (int(non2xx.group(1)) if non2xx else 0),
+        "raw": out,
+    }
+
+
+def _percentile(out: str, q: str) -> float:
+    m = re.search(rf"^\s+{q}%\s+(\S+)$", out, re.M)  # a line of wrk's "Latency Distribution"
+    return to_ms(m.group(1)) if m else float("nan")
+
+
+def cpu_ticks(pids: List[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            total += int(parts[11]) + int(parts[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def nginx_workers(master: int) -> List[int]:
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def idle_connections_rss(port: int, pids: List[int], count: int = 1000) -> float:
+    """KiB of proxy RSS per `count` idle keep-alive connections (each served one request first)."""
+    before = sum(rss_bytes(p) or 0 for p in pids)
+    conns = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            conns.append(s)
+        for s in conns:
+            buf = b""
+            while b"hello world\n" not in buf:
+                data = s.recv(4096)
+                if not data:
+                    raise RuntimeError("connection closed during the idle-connection test")
+                buf += data
+        time.sleep(0.5)
+        after = sum(rss_bytes(p) or 0 for p in pids)
+    finally:
+        for s in conns:
+            s.close()
+    return (after - before) / 1024.0
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = tempfile.mkdtemp(prefix="apm-bench-proxy-")
+        self.ports = PortAllocator(cooldown=1.0)
+        self.nodes: Dict[int, subprocess.Popen] = {}
+        self.proxy: Optional[StandaloneProxy] = None
+        self.nginx_pid: Optional[int] = None
+        self.pm2: Optional[List[str]] = None
+        self.pm2_env: Dict[str, str] = {}
+
+    def node(self) -> int:
+        port = self.ports.allocate("node")
+        self.nodes[port] = subprocess.Popen(["node", HELLO], env=dict(os.environ, PORT=str(port)))
+        wait_port(port)
+        return port
+
+    def stop_node(self, port: int) -> None:
+        p = self.nodes.pop(port)
+        p.terminate()
+        p.wait(10)
+
+    def start(self) -> Dict[str, int]:
+        p1, p2 = self.node(), self.node()
+        ports = {"p1": p1, "p2": p2}
+        # apm
+        self.proxy = StandaloneProxy(processes=self.args.processes)
+        self.proxy.wait_processes()
+        ports["apm_http"], ports["apm_tcp"] = self.ports.allocate("apm"), self.ports.allocate("apm")
+        ups = [Upstream(0, "127.0.0.1", p1), Upstream(1, "127.0.0.1", p2)]
+        self.proxy.configure("bench", [f"http://127.0.0.1:{ports['apm_http']}"])
+        self.proxy.set_upstreams("bench", ups)
+        self.proxy.configure("bench-tcp", [f"tcp://127.0.0.1:{ports['apm_tcp']}"])
+        self.proxy.set_upstreams("bench-tcp", ups)
+        # nginx
+        ports["nginx_http"], ports["nginx_tcp"] = self.ports.allocate("nginx"), self.ports.allocate("nginx")
+        conf = os.path.join(self.tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(tmp=self.tmp, p1=p1, p2=p2, http=ports["nginx_http"], tcp=ports["nginx_tcp"]))
+        subprocess.run(
+            ["nginx", "-e", os.path.join(self.tmp, "nginx-error.log"), "-c", conf, "-p", self.tmp], check=True
+        )
+        wait_port(ports["nginx_http"])
+        with open(os.path.join(self.tmp, "nginx.pid")) as f:
+            self.nginx_pid = int(f.read())
+        # pm2 cluster mode
+        try:
+            pm2 = ensure_pm2()
+            ports["pm2"] = self.ports.allocate("pm2")
+            self.pm2_env = dict(os.environ, PM2_HOME=os.path.join(self.tmp, "pm2"), PORT=str(ports["pm2"]))
+            self.pm2 = [pm2]
+            subprocess.run([pm2, "start", HELLO, "-i", "2", "--name", "hello"], env=self.pm2_env, check=True,
+                           stdout=subprocess.DEVNULL, timeout=120)  # fmt: skip
+            wait_port(ports["pm2"], 30)
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+            log(f"PM2 unavailable, skipped: {exc}")
+            self.pm2 = None
+            ports.pop("pm2", None)
+        return ports
+
+    def close(self) -> None:
+        if self.pm2:
+            subprocess.run(self.pm2 + ["kill"], env=self.pm2_env, capture_output=True, timeout=60)
+        if self.nginx_pid:
+            try:
+                os.kill(self.nginx_pid, signal.SIGQUIT)
+            except ProcessLookupError:
+                pass
+        if self.proxy is not None:
+            self.proxy.close()
+        for port in list(self.nodes):
+            self.stop_node(port)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def rolling(self, port: int) -> Dict[str, Any]:
+        """wrk against apm while both instances are replaced twice; returns wrk's figures plus restarts done."""
+        assert self.proxy is not None
+        result: Dict[str, Any] = {}
+        runner = threading.Thread(target=lambda: result.update(wrk(port, self.args.duration, self.args.connections)))
+        runner.start()
+        time.sleep(1.0)
+        current = sorted(self.nodes)[:2]
+        restarts = 0
+        deadline = time.monotonic() + self.args.duration - 1.5
+        while time.monotonic() < deadline and restarts < 4:
+            i = restarts % 2
+            new = self.node()
+            ups = [Upstream(j, "127.0.0.1", p) for j, p in enumerate(current)] + [Upstream(i, "127.0.0.1", new)]
+            self.proxy.set_upstreams("bench", ups)  # returns once the new instance accepts
+            assert self.proxy.drain("bench", i, port=current[i])
+            self.stop_node(current[i])
+            current[i] = new
+            self.proxy.set_upstreams("bench", [Upstream(j, "127.0.0.1", p) for j, p in enumerate(current)])
+            restarts += 1
+            time.sleep(0.5)
+        runner.join()
+        result["restarts"] = restarts
+        return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the throughput cases, report medians")
+    ap.add_argument("--processes", type=int, default=0, help="apm proxy processes (default: CPU count)")
+    ap.add_argument("--write-docs", action="store_true", help="replace the Proxy section of docs/benchmarks.md")
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx", "node"):
+        if not shutil.which(tool):
+            print(f"{tool} is missing: apt-get install -y wrk nginx libnginx-mod-stream nodejs", file=sys.stderr)
+            return 2
+    raise_nofile(65536)
+    bench = Bench(args)
+    load_before = loadavg()
+    try:
+        ports = bench.start()
+        assert bench.proxy is not None
+        apm_pids = bench.proxy.pids()
+        ngx_pids = nginx_workers(bench.nginx_pid or 0)
+        cases: List[Tuple[str, str, List[int]]] = [
+            ("direct (1 instance)", "p1", []),
+            ("apm http", "apm_http", apm_pids),
+            ("nginx http", "nginx_http", ngx_pids),
+            ("pm2 cluster (2)", "pm2", []),
+            ("apm tcp", "apm_tcp", apm_pids),
+            ("nginx tcp (stream)", "nginx_tcp", ngx_pids),
+        ]
+        results: Dict[str, List[Dict[str, Any]]] = {}
+        for rnd in range(args.rounds):
+            for name, key, pids in cases:
+                if key not in ports:
+                    continue
+                wrk(ports[key], 2.0, args.connections)  # warm-up: connections, pools, JIT
+                c0 = cpu_ticks(pids)
+                r = wrk(ports[key], args.duration, args.connections)
+                r["cpu_us"] = 1e6 * (cpu_ticks(pids) - c0) / r["requests"] if pids and r["requests"] else None
+                results.setdefault(name, []).append(r)
+                log(
+                    f"round {rnd + 1} {name}: {r['rps']:.0f} req/s p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms errors {r['errors']}"
+                )
+        med = {
+            name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+            for name, rs in results.items()
+        }
+        for name, rs in results.items():
+            med[name]["errors"] = sum(r["errors"] for r in rs)
+            cpus = [r["cpu_us"] for r in rs if r.get("cpu_us")]
+            med[name]["cpu_us"] = statistics.median(cpus) if cpus else None
+        log("idle keep-alive connections")
+        mem_apm = idle_connections_rss(ports["apm_http"], apm_pids)
+        mem_ngx = idle_connections_rss(ports["nginx_http"], ngx_pids)
+        log("rolling restart under load")
+        roll = bench.rolling(ports["apm_http"])
+    finally:
+        bench.close()
+    report = render(med, mem_apm, mem_ngx, roll, args, load_before)
+    print(report)
+    if args.write_docs:
+        write_docs(report)
+    return 0
+
+
+def render(med: Dict[str, Dict[str, Any]], mem_apm: float, mem_ngx: float, roll: Dict[str, Any],
+           args: argparse.Namespace, load_before: str) -> str:  # fmt: skip
+    def ratio(name: str, ref: str, key: str) -> str:
+        if name not in med or ref not in med or not med[ref][key]:
+            return ""
+        return f"{med[name][key] / med[ref][key]:.2f}x"
+
+    rows = []
+    for name in med:
+        ref = "nginx tcp (stream)" if "tcp" in name else "nginx http"
+        cpu = med[name].get("cpu_us")
+        rows.append([
+            name, f"{med[name]['rps']:,.0f}", f"{med[name]['p50']:.2f}", f"{med[name]['p99']:.2f}",
+            ratio(name, ref, "rps"), ratio(name, ref, "p99"), f"{cpu:.1f}" if cpu else "", str(med[name]["errors"]),
+        ])  # fmt: skip
+    head = ["case", "req/s", "p50 ms", "p99 ms", "req/s vs nginx", "p99 vs nginx", "proxy CPU µs/req", "errors"]
+    return "\n".join([
+        f"Run {time.strftime('%Y-%m-%d %H:%M')}: {machine()}; load average before the run {load_before}, after "
+        f"{loadavg()}. wrk -t2 -c{args.connections} -d{args.duration:g}s (after a 2 s warm-up), {args.rounds} round(s), "
+        "medians; two node hello-world instances behind every proxy; apm with "
+        f"{args.processes or os.cpu_count()} proxy processes.",
+        "",
+        table(head, rows),
+        "",
+        table(["idle keep-alive connections", "proxy RSS growth"],
+              [["apm, 1,000 connections", f"{mem_apm:,.0f} KiB ({mem_apm / 1000:.1f} KiB each)"],
+               ["nginx, 1,000 connections", f"{mem_ngx:,.0f} KiB ({mem_ngx / 1000:.1f} KiB each)"]]),
+        "",
+        table(["rolling restart under load (apm http)", "value"],
+              [["instances replaced (start new, wait for accept, drain old, stop old)", str(roll.get("restarts", 0))],
+               ["req/s during the restarts", f"{roll.get('rps', 0):,.0f}"],
+               ["p99 ms", f"{roll.get('p99', float('nan')):.2f}"],
+               ["failed requests (socket errors + non-2xx)", str(roll.get("errors", "n/a"))]]),
+    ])  # fmt: skip
+
+
+def write_docs(report: str) -> None:
+    path = os.path.join(ROOT, "docs", "benchmarks.md")
+    text = "# Benchmarks\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read()
+    section = "## Proxy\n\n_(bench/proxy/run.py)_\n\n" + report + "\n\n"
+    m = re.search(r"^## Proxy\n.*?(?=^## |\Z)", text, re.S | re.M)
+    text = text[: m.start()] + section + text[m.end() :] if m else text.rstrip() + "\n\n" + section
+    with open(path, "w") as f:
+        f.write(text.rstrip() + "\n")
+    log(f"updated {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
