@@ -130,6 +130,30 @@ def python_version(python: str) -> Optional[Tuple[int, int, int]]:
     return (major, minor, micro)
 
 
+def real_executable(python: str) -> str:
+    """The interpreter's own path (`sys.executable`): a pyenv/asdf shim must not end up in a service file."""
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return python
+    path = out.stdout.strip()
+    return path if out.returncode == 0 and os.path.isabs(path) and os.access(path, os.X_OK) else python
+
+
+def in_chroot() -> bool:
+    """True inside a chroot: / is not the root of PID 1 (then we never start daemons)."""
+    try:
+        return os.stat("/") != os.stat("/proc/1/root")
+    except OSError:
+        return False
+
+
 def stable_python(python: str, env_path: Optional[str] = None) -> str:
     """Prefer the `python3` name when it is the same interpreter as `python`.
 
@@ -169,7 +193,7 @@ def choose_python(requested: Optional[str], running: str) -> Tuple[str, Tuple[in
             hint=python_install_hint(read_os_release()),
             exit_code=InstallError.NO_PYTHON,
         )
-    return stable_python(candidate), version
+    return stable_python(real_executable(candidate)), version
 
 
 def env_python3_ok() -> bool:

@@ -341,6 +341,11 @@ class Installer:
         how = service.enable()
         self.created.extend(service.created)
         if not service.live:
+            if start and self.layout.real and not detect.in_chroot():
+                # A container or VM whose init is not running: "install and start" still means started.
+                self.start_directly(python, shiv)
+                self.say(f"service enabled ({how}); {init.kind} is not running, so the daemon was started directly")
+                return f"{init.kind} service enabled, daemon started directly"
             where = "an install root" if not self.layout.real else f"this machine is not running {init.kind} now"
             self.say(f"service enabled ({how}); not started: {where} (chroot, container or image build)")
             return f"{init.kind} service enabled, starts at the next boot"
@@ -360,6 +365,22 @@ class Installer:
             return f"{init.kind} service enabled, not started"
         self.say(f"service enabled ({how}) and (re)started")
         return f"{init.kind} service running"
+
+    def start_directly(self, python: str, shiv: str) -> None:
+        """Start `apm daemon --detach` ourselves (no running init system to do it)."""
+        import subprocess
+
+        env = dict(os.environ, SHIV_ROOT=shiv)
+        env.pop("APM_HOME", None)
+        env.pop("APM_SOCKET", None)
+        proc = subprocess.run(
+            [python, BINARY, "daemon", "--detach"], env=env, capture_output=True, text=True, timeout=60, cwd="/"
+        )
+        if proc.returncode != 0 and "already listening" not in proc.stderr:
+            raise InstallError(
+                f"apm is installed, but `apm daemon --detach` failed: {proc.stderr.strip() or proc.returncode}",
+                hint=f"see `tail -n 50 {SYSTEM_DAEMON_LOG}`, fix the cause, then re-run `sudo apm install`",
+            )
 
     def remove_old_extractions(self, shiv: str, build_id: str, previous: Mapping[str, object]) -> None:
         roots = {shiv}

@@ -4,7 +4,8 @@ Every state move goes through `_move()` -> `states.change_state()`.  Timers
 are loop timers (never sleeps); at most one "schedule" timer (spawn/backoff)
 and one kill timer exist at a time.
 
-Stop: SIGTERM to the whole tree (process group + cgroup + marker), then after
+Stop: the host's `before_stop` first (the proxy drains the instance), then
+SIGTERM to the whole tree (process group + cgroup + marker), then after
 `kill_timeout` SIGKILL to whatever is left.  The instance is `stopped` only
 when its main pid is reaped AND no tree member is left; that is re-checked
 when orphans are reaped and on a short timer after SIGKILL.
@@ -58,17 +59,25 @@ class InstanceHost(Protocol):
 
     def publish(self, kind: str, data: Dict[str, Any]) -> None: ...
 
-    def build_spec(self, index: int) -> Tuple[SpawnSpec, List[str]]: ...
+    def build_spec(self, index: int, slot: int = 0, port: Optional[int] = None) -> Tuple[SpawnSpec, List[str]]: ...
 
     def instance_changed(self, instance: Instance) -> None: ...
 
     def instance_count(self) -> int: ...
 
+    def claim_port(self, index: int) -> Optional[int]: ...
+
+    def release_port(self, port: int) -> None: ...
+
+    def before_stop(self, instance: Instance, done: Callable[[], None], handover: bool) -> None: ...
+
 
 class Instance:
-    def __init__(self, host: InstanceHost, index: int) -> None:
+    def __init__(self, host: InstanceHost, index: int, slot: int = 0) -> None:
         self.host = host
         self.index = index  # 0-based
+        self.slot = slot  # 0 or 1: which marker/cgroup its processes use (launch.marker)
+        self.port: Optional[int] = None  # PORT of the current process (proxied workers)
         self.state = S.STOPPED
         self.pid: Optional[int] = None
         self.handle: Optional[ProcessHandle] = None
@@ -88,6 +97,7 @@ class Instance:
         self._after_stop: Optional[Callable[[], None]] = None
         self._leftover: Optional[ProcessHandle] = None
         self._leftover_timer: Optional[Any] = None
+        self._stop_token: Optional[object] = None  # the stop whose before_stop is pending
 
     # ------------------------------------------------------------------ naming / events
 
@@ -148,18 +158,23 @@ class Instance:
         self._schedule = None
         if self.state is not S.STARTING:
             return
+        port: Optional[int] = None
         try:
-            spec, warnings = self.host.build_spec(self.index)
+            port = self.host.claim_port(self.index)
+            spec, warnings = self.host.build_spec(self.index, self.slot, port)
             for warning in warnings:
                 self._say("warning: " + warning)
             self._sweep_leftovers()
             spawned = self.ops.spawn(spec, self._make_exit_handler(self.attempt + 1))
         except ApmError as exc:
+            self._release_port(port)
             self._spawn_failed(exc.message, exc.hint)
             return
         except OSError as exc:
+            self._release_port(port)
             self._spawn_failed(f"cannot start {self.label}: {exc.strerror or exc}", "")
             return
+        self.port = port
         self.attempt += 1
         self.pid = spawned.pid
         self.handle = spawned.handle
@@ -254,6 +269,8 @@ class Instance:
         stderr = self._stderr_capture()
         handle = self.handle
         handle.reaped = True
+        self._release_port(self.port)
+        self.port = None
         event = {
             "worker": self.host.name,
             "instance": self.index + 1,
@@ -291,7 +308,13 @@ class Instance:
             detail["hints"].insert(
                 0, "the kernel killed it for using more than memory_limit: raise memory_limit or fix the leak"
             )
-        self._notify_failed(detail)
+        if error:
+            self._notify_failed(detail)
+        else:
+            # A clean exit inside startup_grace (`apm run true`) is a finished job, not a failed start.
+            watchers, self.watchers = self.watchers, []
+            for watch in watchers:
+                watch.ready_now(self)
         decision = policy.decide(self.host.eff, status.code, status.signal, runtime_ms, self.counters)
         self.counters = decision.counters
         what = policy.describe_exit(status.code, sig_name, runtime_ms, status.oom)
@@ -364,8 +387,10 @@ class Instance:
 
     # ------------------------------------------------------------------ stop
 
-    def stop(self, on_done: Optional[Callable[[], None]] = None) -> None:
-        """Stop (SIGTERM, then SIGKILL after kill_timeout); `on_done()` once really stopped."""
+    def stop(self, on_done: Optional[Callable[[], None]] = None, handover: bool = False) -> None:
+        """Stop (before_stop, SIGTERM, then SIGKILL after kill_timeout); `on_done()` once really stopped.
+
+        `handover`: a replacement process already serves in its place (rolling restart with overlap)."""
         self._after_stop = None
         self._cancel_schedule()
         self.next_start_at = None
@@ -378,12 +403,26 @@ class Instance:
             assert self.handle is not None
             self._move(S.STOPPING)
             self._killed = False
-            self.ops.kill_tree(self.handle, signal.SIGTERM)
-            timeout = int(self.host.eff.get("kill_timeout") or 0) / 1000.0
-            self._kill_timer = self.loop.call_later(timeout, self._kill)
+            token = self._stop_token = object()
+            try:
+                self.host.before_stop(self, lambda: self._terminate(token), handover)
+            except Exception:
+                log.exception("before_stop of %s failed", self.label)
+                self._terminate(token)
             return
         self._move(S.STOPPED)
         self._finish_stop()
+
+    def _terminate(self, token: object) -> None:
+        """before_stop is done: SIGTERM now, SIGKILL after kill_timeout."""
+        if token is not self._stop_token:
+            return
+        self._stop_token = None
+        if self.state is not S.STOPPING or self.handle is None:
+            return  # stopped meanwhile
+        self.ops.kill_tree(self.handle, signal.SIGTERM)
+        timeout = int(self.host.eff.get("kill_timeout") or 0) / 1000.0
+        self._kill_timer = self.loop.call_later(timeout, self._kill)
 
     def restart(self) -> None:
         """Stop if needed, then start (manual)."""
@@ -472,6 +511,13 @@ class Instance:
             self._schedule.cancel()
             self._schedule = None
 
+    def _release_port(self, port: Optional[int]) -> None:
+        if port is not None:
+            try:
+                self.host.release_port(port)
+            except Exception:
+                log.exception("release_port of %s failed", self.label)
+
     # ------------------------------------------------------------------ misc
 
     def send_signal(self, sig: int) -> Optional[int]:
@@ -491,10 +537,13 @@ class Instance:
     def close(self) -> None:
         """The instance is dropped (worker removed / scaled down) after it stopped."""
         self._cancel_schedule()
+        self._stop_token = None
         if self._kill_timer is not None:
             self._kill_timer.cancel()
             self._kill_timer = None
         self._sweep_leftovers()
+        self._release_port(self.port)
+        self.port = None
 
 
 class _NullWriter:

@@ -44,6 +44,7 @@ class Apm:
         self.socket = "apm-test-" + uuid.uuid4().hex[:12]
         self.env: Dict[str, str] = dict(os.environ)
         self.env.update({"APM_HOME": home, "APM_SOCKET": self.socket, "SHIV_ROOT": SHIV_ROOT, "NO_COLOR": "1"})
+        self.env["APM_GUI_PORT"] = "0"  # no web GUI unless a test asks (tests/integration/web_support.py)
         self.python = os.environ.get("APM_PYTHON", sys.executable)
 
     def cmd(self, *args: str) -> List[str]:
@@ -112,7 +113,12 @@ class Apm:
                 p.send_signal(signal.SIGKILL)
             except psutil.Error:
                 pass
-        psutil.wait_procs(procs, timeout=5)
+        # This VM's pid 1 never reaps orphans: a zombie is dead enough (psutil.wait_procs would wait on it).
+        deadline = time.monotonic() + 5
+        while procs and time.monotonic() < deadline:
+            procs = [p for p in procs if pid_alive(p.pid)]
+            if procs:
+                time.sleep(0.02)
 
 
 @pytest.fixture
