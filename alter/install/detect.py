@@ -149,9 +149,16 @@ def real_executable(python: str) -> str:
 def in_chroot() -> bool:
     """True inside a chroot: / is not the root of PID 1 (then we never start daemons)."""
     try:
-        return os.stat("/") != os.stat("/proc/1/root")
+        root, init_root = os.stat("/"), os.stat("/proc/1/root")
+        return (root.st_dev, root.st_ino) != (init_root.st_dev, init_root.st_ino)
     except OSError:
-        return False
+        pass  # /proc/1/root is unreadable in some sandboxes even for root
+    try:
+        with open("/proc/self/mountinfo") as f:
+            # Mounts outside our root are hidden: a chroot into a folder has no mount at "/".
+            return not any(len(fields) > 4 and fields[4] == "/" for fields in (line.split() for line in f))
+    except OSError:
+        return True  # no /proc: assume a build root, where starting daemons is wrong
 
 
 def stable_python(python: str, env_path: Optional[str] = None) -> str:
