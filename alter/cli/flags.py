@@ -50,14 +50,15 @@ class Flag:
 
 
 class Arg:
-    """A positional argument."""
+    """A positional argument (`many`: the last one may repeat, `apm log api web`)."""
 
-    __slots__ = ("name", "help", "required")
+    __slots__ = ("name", "help", "required", "many")
 
-    def __init__(self, name: str, help: str, required: bool = True) -> None:
+    def __init__(self, name: str, help: str, required: bool = True, many: bool = False) -> None:
         self.name = name  # shown as <name>
         self.help = help
         self.required = required
+        self.many = many
 
 
 COMMON_FLAGS = (
@@ -146,6 +147,10 @@ def parse(command: Command, words: List[str]) -> Parsed:
             flag = shorts.get(word)
             if flag is not None:
                 i = _take_flag(parsed, flag, word, None, words, i)
+                continue
+            joined = shorts.get(word[:2])
+            if joined is not None and joined.value:  # `-n50`, `-C2`: a short flag with its value attached
+                i = _take_flag(parsed, joined, word[:2], word[2:], words, i)
                 continue
             if command.rest and parsed.positionals:
                 # `apm run sh -c '...'`: short options after the program name are the program's

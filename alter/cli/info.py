@@ -163,6 +163,94 @@ def render_info(status: Dict[str, Any], style: Style, now: float) -> List[str]:
         lines.extend(instance_rows(instances, style, now))
     else:
         lines.append("  (none running)")
+    proxy = status.get("proxy")
+    if isinstance(proxy, dict):
+        lines.append("")
+        lines.extend(proxy_lines(proxy, style))
+    logs = status.get("logs")
+    if isinstance(logs, dict):
+        lines.append("")
+        lines.extend(log_lines(logs, style))
     lines.append("")
     lines.extend(option_lines(status, style))
+    return lines
+
+
+def proxy_lines(proxy: Dict[str, Any], style: Style, shown: int = 5) -> List[str]:
+    """The "Proxy" block: listeners, traffic, status codes, upstreams, Vanguard (counters <= 1 s old)."""
+
+    def fact(key: str, text: str) -> str:
+        return f"  {style(key.ljust(9), 'dim')}  {text}"
+
+    codes = ", ".join(f"{code}: {n}" for code, n in (proxy.get("status") or {}).items())
+    lines = [style("Proxy", "bold")]
+    lines.append(fact("listeners", ", ".join(proxy.get("listeners_configured") or []) or "-"))
+    lines.append(
+        fact(
+            "traffic",
+            f"requests {proxy.get('requests', 0)}" + (f" ({codes})" if codes else "")
+            + f", connections {proxy.get('conns_active', 0)} open / {proxy.get('conns_total', 0)} total",
+        )
+    )  # fmt: skip
+    errors = {k: proxy.get(k) or 0 for k in ("upstream_errors", "refused", "tls_errors")}
+    if any(errors.values()):
+        lines.append(fact("errors", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in errors.items())))
+    ups = sorted((u for u in (proxy.get("upstreams") or {}).values() if isinstance(u, dict)),
+                 key=lambda u: (u.get("index", 0), u.get("port", 0)))  # fmt: skip
+    for n, u in enumerate(ups):
+        text = (
+            f"#{int(u.get('index', 0)) + 1} {u.get('host')}:{u.get('port')} {u.get('state', '?')}, "
+            f"requests {u.get('requests', 0)}, in flight {u.get('inflight', 0)}, failures {u.get('failures', 0)}"
+        )
+        lines.append(fact("upstreams" if n == 0 else "", text))
+    vg = proxy.get("vanguard")
+    if isinstance(vg, dict):
+        blocked = ", ".join(f"{k} {v}" for k, v in sorted((vg.get("blocked") or {}).items(), key=lambda kv: -kv[1]))
+        text = f"{vg.get('blocked_total', 0)} blocked" + (f" ({blocked})" if blocked else "")
+        bans = [b for b in vg.get("bans") or [] if isinstance(b, list) and len(b) == 2]
+        text += f", {len(bans)} banned IP{'' if len(bans) == 1 else 's'}"
+        lines.append(fact("vanguard", text))
+        for ip, ms in bans[:shown]:
+            lines.append(f"    {ip}  {human_delay(ms / 1000.0)} left")
+        if len(bans) > shown:
+            lines.append(f"    ... {len(bans) - shown} more")
+    procs = [p for p in proxy.get("processes") or [] if isinstance(p, dict)]
+    if procs:
+        restarts = sum(int(p.get("restarts") or 0) for p in procs)
+        pids = ", ".join(str(p.get("pid")) for p in procs)
+        lines.append(fact("processes", f"{len(procs)} (pids {pids}), {restarts} restarts"))
+    return lines
+
+
+def log_lines(logs: Dict[str, Any], style: Style, shown: int = 8) -> List[str]:
+    """The "Logs" block: files (newest first, with sizes), the current error, losses, syslog."""
+    lines = [style("Logs", "bold")]
+    files = [f for f in logs.get("files") or [] if isinstance(f, dict)]
+    total = sum(f.get("size") or 0 for f in files)
+    if files:
+        lines.append(f"  {style('files'.ljust(9), 'dim')}  {len(files)}, {human_bytes(total)} (newest first)")
+        for f in list(reversed(files))[:shown]:
+            lines.append(f"    {f.get('path')}  {human_bytes(f.get('size'))}")
+        if len(files) > shown:
+            lines.append(f"    ... {len(files) - shown} older")
+    else:
+        lines.append(f"  {style('files'.ljust(9), 'dim')}  none yet ({logs.get('out') or '-'})")
+    if logs.get("err") and logs.get("err") != logs.get("out"):
+        lines.append(f"  {style('err_log'.ljust(9), 'dim')}  {logs.get('err')}")
+    if logs.get("error"):
+        lines.append(f"  {style('error'.ljust(9), 'dim')}  {style(str(logs['error']), 'red')}")
+    if logs.get("dropped_lines"):
+        lines.append(
+            f"  {style('lost'.ljust(9), 'dim')}  {logs['dropped_lines']} lines ({human_bytes(logs.get('dropped_bytes'))})"
+            " could not be written"
+        )
+    syslog = logs.get("syslog")
+    if isinstance(syslog, dict):
+        text = (
+            f"{syslog.get('dest')}: sent {syslog.get('sent', 0)}, queued {syslog.get('queued', 0)}, "
+            f"dropped {syslog.get('dropped', 0)}"
+        )
+        if syslog.get("error"):
+            text += "; " + style(f"error: {syslog['error']}", "red")
+        lines.append(f"  {style('syslog'.ljust(9), 'dim')}  {text}")
     return lines

@@ -137,7 +137,8 @@ def check_positionals(ctx: Ctx, command: Command, parsed: Parsed) -> None:
             if names:
                 hint += "; workers: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
         raise UsageError(f"missing {missing.help} for `apm {command.name}`", hint=hint)
-    if not command.rest and len(given) > len(command.args):
+    variadic = bool(command.args) and command.args[-1].many
+    if not command.rest and not variadic and len(given) > len(command.args):
         extra = given[len(command.args)]
         hint = f"usage: {synopsis(command)}"
         if extra.startswith("-"):
@@ -161,6 +162,8 @@ def _suggest_worker(ctx: Ctx, command: Command, parsed: Parsed, err: NotFound) -
 
     wanted = parsed.positionals[-1 if command.name == "signal" else 0].partition("#")[0]
     names = worker_names(ctx)
+    if wanted in names:  # the worker exists (e.g. `api#9` is out of range): the daemon's hint says it all
+        return
     close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
     if close:
         err.hint = "did you mean " + " or ".join(close) + "?" + (f" ({err.hint})" if err.hint else "")

@@ -95,7 +95,8 @@ def terminal_width(stream: Any, env: Mapping[str, str]) -> Optional[int]:
         return int(cols)
     try:
         if stream.isatty():
-            return os.get_terminal_size(stream.fileno()).columns
+            columns = os.get_terminal_size(stream.fileno()).columns
+            return columns if columns > 0 else None  # a tty that reports 0 columns: width unknown
     except (AttributeError, OSError, ValueError):
         pass
     return None

@@ -382,7 +382,6 @@ WORKER_OPTIONS_LIST: List[Option] = [
         "Connection drain",
         "Milliseconds to let active connections finish before a stop/restart. 0 = stop immediately.",
         minimum=0,
-        since="proxy",
     ),
     # Memory limit
     _o(
@@ -443,10 +442,9 @@ WORKER_OPTIONS_LIST: List[Option] = [
         "Proxy / HTTP",
         "Listener for the proxy: http://, https://, ws://, wss://, tcp://host:port or :port. Multiple values supported.",
         validator=_check_servers,
-        since="proxy",
     ),
-    _o("lowercase_hdrs", B, False, "Proxy / HTTP", "Lowercase HTTP header names before forwarding.", since="proxy"),
-    _o("trust_proxy", B, True, "Proxy / HTTP", "Trust X-Forwarded-For / X-Real-IP for the client IP.", since="proxy"),
+    _o("lowercase_hdrs", B, False, "Proxy / HTTP", "Lowercase HTTP header names before forwarding."),
+    _o("trust_proxy", B, True, "Proxy / HTTP", "Trust X-Forwarded-For / X-Real-IP for the client IP."),
     _o(
         "keep_alive",
         D,
@@ -454,7 +452,6 @@ WORKER_OPTIONS_LIST: List[Option] = [
         "Proxy / HTTP",
         "HTTP keep-alive idle timeout in milliseconds.",
         minimum=0,
-        since="proxy",
     ),
     _o(
         "max_conns",
@@ -463,7 +460,6 @@ WORKER_OPTIONS_LIST: List[Option] = [
         "Proxy / HTTP",
         "Maximum concurrent connections per server. 0 = unlimited.",
         minimum=0,
-        since="proxy",
     ),
     _o(
         "trace_header",
@@ -471,7 +467,6 @@ WORKER_OPTIONS_LIST: List[Option] = [
         None,
         "Proxy / HTTP",
         "Header (e.g. x-request-id) that receives a unique ID per forwarded request.",
-        since="proxy",
     ),
     _o(
         "session_persist",
@@ -491,16 +486,15 @@ WORKER_OPTIONS_LIST: List[Option] = [
         since="connectors",
     ),
     # TLS
-    _o("tls", B, False, "TLS", "Enable TLS on all of this worker's listeners.", since="proxy"),
-    _o("tls_cert", S, None, "TLS", "Path to the TLS certificate (PEM).", since="proxy"),
-    _o("tls_key", S, None, "TLS", "Path to the TLS private key (PEM).", since="proxy"),
+    _o("tls", B, False, "TLS", "Enable TLS on all of this worker's listeners."),
+    _o("tls_cert", S, None, "TLS", "Path to the TLS certificate (PEM)."),
+    _o("tls_key", S, None, "TLS", "Path to the TLS private key (PEM)."),
     _o(
         "tls_ca",
         S,
         None,
         "TLS",
         "CA certificate for mutual TLS: client certificates are required and verified.",
-        since="proxy",
     ),
     # File watcher
     _o(
@@ -564,7 +558,6 @@ WORKER_OPTIONS_LIST: List[Option] = [
         "Request firewall in front of the worker's listeners.",
         block="vanguard",
         cli=False,
-        since="proxy",
     ),
     _o(
         "statsd",

@@ -18,9 +18,9 @@ Keep this module import-light: the CLI imports it for every command.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import struct
 import sys
 import time
@@ -31,6 +31,7 @@ from alter.paths import Paths, resolve
 
 TYPE_CHECKING = False  # the CLI imports this module: keep `typing` off its startup path
 if TYPE_CHECKING:
+    from socket import socket as Socket
     from typing import Any, Callable, Dict, Generator, List, Mapping, Optional, Tuple
 
     Event = Dict[str, Any]  # {"event": kind, "data": ...}
@@ -41,6 +42,19 @@ POLL_INTERVAL = 0.015
 CONNECT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT = 120.0  # seconds of silence before a non-streaming request gives up
 _NOT_LISTENING = (errno.ECONNREFUSED, errno.ENOENT)
+_TIMEOUT = getattr(_socket, "timeout", TimeoutError)  # socket.timeout (an alias of TimeoutError since 3.10)
+
+
+def _unix_socket() -> Socket:
+    """A new AF_UNIX stream socket.
+
+    `import socket` costs every CLI command ~4 ms (its enum conversions, selectors); the C type under
+    socket.socket has every method the client uses.  When something already imported `socket` (tests
+    patch it), socket.socket is used, as before.
+    """
+    module = sys.modules.get("socket")
+    cls: Any = module.socket if module is not None else _socket.socket
+    return cls(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
 
 
 class DaemonNotRunning(DaemonUnavailable):
@@ -83,7 +97,7 @@ def select_paths(
 
 
 def _root_daemon_running(paths: Paths) -> bool:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = _unix_socket()
     try:
         sock.settimeout(1.0)
         sock.connect(paths.socket_address)
@@ -94,9 +108,9 @@ def _root_daemon_running(paths: Paths) -> bool:
         sock.close()
 
 
-def peer_credentials(sock: socket.socket) -> Tuple[int, int, int]:
+def peer_credentials(sock: Socket) -> Tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a Unix socket."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
     return pid, uid, gid
 
@@ -190,8 +204,8 @@ class Client:
 
     # ------------------------------------------------------------------ connecting
 
-    def _connect_once(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    def _connect_once(self) -> Socket:
+        sock = _unix_socket()
         try:
             sock.settimeout(CONNECT_TIMEOUT)
             sock.connect(self.paths.socket_address)
@@ -201,7 +215,7 @@ class Client:
             raise
         return sock
 
-    def _check_peer(self, sock: socket.socket) -> None:
+    def _check_peer(self, sock: Socket) -> None:
         pid, uid, _ = peer_credentials(sock)
         me = os.geteuid()
         if uid not in (0, me):
@@ -212,7 +226,7 @@ class Client:
                 "or set APM_SOCKET to use another name",
             )
 
-    def connect(self) -> socket.socket:
+    def connect(self) -> Socket:
         """A connected, peer-checked socket; starts a daemon first when allowed and needed."""
         try:
             return self._connect_once()
@@ -227,7 +241,7 @@ class Client:
         return self._start_daemon()
 
     def _os_error(self, exc: OSError) -> ApmError:
-        if isinstance(exc, socket.timeout):
+        if isinstance(exc, _TIMEOUT):
             return DaemonUnavailable(
                 f"the daemon on {self.socket_label} does not accept connections (timed out)",
                 hint=f"it may be overloaded or stuck; see {self.paths.daemon_log}",
@@ -243,7 +257,7 @@ class Client:
         except OSError:
             return False
 
-    def _start_daemon(self) -> socket.socket:
+    def _start_daemon(self) -> Socket:
         import subprocess
 
         command = (self.launcher or launcher_command()) + ["daemon", "--detach"]
@@ -368,7 +382,7 @@ class Client:
         )
 
     def _lost(self, cmd: str, exc: OSError) -> DaemonUnavailable:
-        if isinstance(exc, socket.timeout):
+        if isinstance(exc, _TIMEOUT):
             return DaemonUnavailable(
                 f"the daemon did not answer `{cmd}` in time",
                 hint=f"it may be overloaded or stuck; see {self.paths.daemon_log}",

@@ -18,10 +18,15 @@ from typing import Any, Dict, List, Optional
 from alter import __version__
 from alter.config import options
 from alter.daemon import sdnotify
+from alter.daemon.config_handlers import register_config_commands
 from alter.daemon.handlers import register_worker_commands
+from alter.daemon.log_handlers import register_log_commands
 from alter.daemon.loop import EventLoop
+from alter.daemon.proxy_glue import ProxyGlue
 from alter.daemon.server import Commands, ControlServer, Request
 from alter.daemon.state import DebouncedSaver, StateStore
+from alter.daemon.web_handlers import register_web_commands
+from alter.errors import ApmError
 from alter.events import EventBus
 from alter.linux import prctl
 from alter.linux.spawn import LinuxOps
@@ -56,6 +61,7 @@ class Daemon:
         self.daemon_id = daemon_id_for(paths.socket_name)
         self.ops: Optional[LinuxOps] = None
         self.supervisor: Optional[Supervisor] = None
+        self.proxy: Optional[ProxyGlue] = None
         self.server = ControlServer(self.loop, paths.socket_address, self.commands, before_reply=self.saver.flush)
 
     # ------------------------------------------------------------------ lifecycle
@@ -77,13 +83,14 @@ class Daemon:
             daemon_id=self.daemon_id,
             on_change=self.saver.changed,
         )
+        self.proxy = ProxyGlue(self)  # the reverse proxy; its processes start with the first `server` worker
         self._register_commands()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self._on_stop_signal)
-        self.loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         state = self.store.load()
         self._restore(state)
+        self.gui.autostart()  # gui_port != 0: listen (failures are logged, never fatal)
         log.info(
             "apm %s daemon started (pid %d, python %s, socket @%s)",
             __version__,
@@ -119,6 +126,12 @@ class Daemon:
                 self.volume.restore(volume)
             except (TypeError, ValueError) as exc:
                 log.warning("ignoring unreadable log volume history: %s", exc)
+        alerts = state.get("log_alerts")
+        if isinstance(alerts, list):
+            try:
+                self.alerts.set_alerts(alerts)
+            except ApmError as exc:
+                log.warning("ignoring the saved log alerts: %s", exc)
         workers = state.get("workers")
         if isinstance(workers, dict):
             try:
@@ -137,7 +150,11 @@ class Daemon:
 
     def snapshot(self) -> Dict[str, Any]:
         assert self.supervisor is not None
-        return {"workers": self.supervisor.snapshot(), "log_volume": self.volume.snapshot()}
+        return {
+            "workers": self.supervisor.snapshot(),
+            "log_volume": self.volume.snapshot(),
+            "log_alerts": self.alerts.alerts(),
+        }
 
     def _log_factory(self, name: str, config: Dict[str, Any]) -> WorkerLog:
         return WorkerLog(
@@ -152,6 +169,9 @@ class Daemon:
         self.commands.register("version", self._version, write=False)
         self.commands.register("exit", self._exit, write=True)
         register_worker_commands(self.commands, self.supervisor)
+        register_log_commands(self.commands, self)
+        self.gui = register_web_commands(self.commands, self)  # the web GUI + `gui`/`token` commands
+        register_config_commands(self.commands, self)
 
     def _ping(self, req: Request) -> None:
         req.reply({"pid": os.getpid(), "version": __version__, "uptime": round(time.time() - self.started_at, 3)})
@@ -196,15 +216,16 @@ class Daemon:
             return
         self.shutdown(lambda names: self.loop.stop())
 
-    def _on_hup(self, signum: int) -> None:
-        log.info("received SIGHUP (nothing to reload yet)")
-
     def _cleanup(self) -> None:
+        if getattr(self, "gui", None) is not None:
+            self.gui.close()
         self.saver.flush()
         self.server.flush_all()
         self.server.close()
         if self.supervisor is not None:
             self.supervisor.close()
+        if self.proxy is not None:
+            self.proxy.close()
         if self.ops is not None:
             self.ops.close()
         try:

@@ -84,6 +84,12 @@ def parse_signal(value: Any) -> int:
             return int(_signal.Signals[name])
         except KeyError:
             pass
+        for base, sign in (("SIGRTMIN", "+"), ("SIGRTMAX", "-")):  # SIGRTMIN+N / SIGRTMAX-N (docs/cli.md)
+            head, sep, offset = name.partition(sign)
+            if head == base and sep and offset.isdigit():
+                number = int(_signal.SIGRTMIN) + int(offset) if sign == "+" else int(_signal.SIGRTMAX) - int(offset)
+                if _signal.SIGRTMIN <= number <= _signal.SIGRTMAX:
+                    return number
     raise UsageError(
         f"unknown signal {value!r}", hint="use a name like SIGHUP, SIGUSR1, SIGUSR2 or SIGTERM, or a number"
     )

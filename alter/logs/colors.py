@@ -70,10 +70,22 @@ def has_escapes(text: str) -> bool:
     return any(_sgr(m) != m.group(0) for m in _COLOR_RE.finditer(text))
 
 
+# Plain colour sequences (SGR) only: by far the most common escapes (apm's own heads, coloured output).
+_SGR_BYTES_RE = re.compile(rb"\x1b\[[0-9;]*m")
+
+
 def strip_ansi(data: bytes) -> bytes:
-    """Remove every ANSI escape sequence from a chunk of output (one regex pass)."""
+    """Remove every ANSI escape sequence from a chunk of output.
+
+    Fast path: `split` on plain SGR colour sequences and join (several times faster than `sub`
+    on coloured files).  When no ESC is left, every escape was a complete SGR and the result is
+    exactly what the full regex gives; otherwise the full regex runs on the original data.
+    """
     if b"\x1b" not in data:
         return data
+    fast = b"".join(_SGR_BYTES_RE.split(data))
+    if b"\x1b" not in fast:
+        return fast
     return ANSI_BYTES_RE.sub(b"", data)
 
 

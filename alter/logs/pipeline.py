@@ -117,6 +117,7 @@ class WorkerLog:
         self._syslog_key: Tuple[Optional[str], str] = (None, "")
         self._instances = 1
         self._tails: Dict[Tuple[str, int, int], Tuple[bytes, bytes]] = {}
+        self._heads: Dict[Tuple[str, int, int, bool], Tuple[TimeFormat, bytes, bytes]] = {}  # for readers (head())
         self._closed = False
         self.config: Dict[str, Any] = {}
         self.out_path = ""
@@ -153,6 +154,7 @@ class WorkerLog:
         self._time = TimeFormat("" if fmt is None else str(fmt), color=not self._strip)
         self._prefix: Optional[str] = cfg.get("prefix") or None
         self._tails.clear()
+        self._heads.clear()
         default_dir = os.path.join(self.paths.log_dir, self.name)
         self.out_path = self._resolve_path(cfg.get("log"), os.path.join(default_dir, "out.log"))
         self.err_path = self._resolve_path(cfg.get("err_log"), self.out_path)
@@ -340,6 +342,26 @@ class WorkerLog:
         for sink in self._sinks():
             out.extend(sink.files())
         return out
+
+    def file_sets(self) -> List[Tuple[str, List[str]]]:
+        """(current path, its files oldest first) for the `log` file, then for `err_log` when separate."""
+        return [(sink.path, sink.files()) for sink in self._sinks()]
+
+    def head(self, ts: float, stream: str, index: int, cont: bool = False, color: bool = True) -> bytes:
+        """The head of a line (timestamp, prefix, marker, one space) as this worker writes it.
+
+        For readers (`apm log`): `color` is the reader's choice, independent of strip_ansi.
+        """
+        instances = max(self._instances, index) if index else 1
+        key = (stream, index, instances, color)
+        got = self._heads.get(key)
+        if got is None:
+            fmt = self.config.get("log_time_format")
+            tf = TimeFormat("" if fmt is None else str(fmt), color=color)
+            tail, cont_tail = layout.tails(self.name, self._prefix, index, instances, stream, not tf.empty, color)
+            got = self._heads[key] = (tf, tail, cont_tail)
+        tf, tail, cont_tail = got
+        return tf.format(ts) + (cont_tail if cont else tail)
 
     def clear(self) -> None:
         """`apm flush`: truncate the current files, delete rotated/dated ones, empty the ring."""

@@ -197,8 +197,12 @@ def grep(
     context: int = 0,
     max_matches: Optional[int] = 1000,
     strip: bool = False,
+    chunk: int = CHUNK,
 ) -> Iterator[Dict[str, Any]]:
     """Matches across `files` in the order given (oldest first), at most `max_matches` (None: all).
+
+    `chunk`: bytes read and searched at once (the daemon uses 1 MiB: one regex call on a chunk
+    holds the GIL, and its event loop must stay responsive while a grep runs in a thread).
 
     `strip`: match (and return) the text without ANSI escapes, i.e. what a reader sees; slower
     on files full of colour (a regex pass per chunk), the same speed on files written with
@@ -211,7 +215,7 @@ def grep(
     regex = re.compile(re.escape(raw.lower()), re.MULTILINE) if fold else compile_pattern(pattern, ignore_case)
     left = max_matches
     for path in files:
-        for match in grep_file(path, regex, context, left, strip=strip, fold=fold):
+        for match in grep_file(path, regex, context, left, chunk=chunk, strip=strip, fold=fold):
             yield match
             if left is not None:
                 left -= 1

@@ -13,7 +13,9 @@ Environment, in order (later wins):
   4. `env` (KEY=value items);
   5. apm's own: APM=1, APM_NAME, APM_INDEX (0-based), the `env_index` variable
      (0-based), APM_INSTANCE=<daemon-id>:<worker>#<N> (1-based, the marker
-     used to find a worker's descendants).
+     used to find a worker's descendants; a replacement process started next
+     to the running one in an overlapping rolling restart alternates with
+     `#<N>.1`), and PORT / APM_PORT when the worker is behind the proxy.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ def daemon_id_for(socket_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@-]", "_", socket_name.lstrip("@\0")) or "apm"
 
 
-def marker(daemon_id: str, worker: str, index: int) -> str:
-    """APM_INSTANCE value: `<daemon-id>:<worker>#<N>` with N 1-based like every displayed name."""
-    return f"{daemon_id}:{worker}#{index + 1}"
+def marker(daemon_id: str, worker: str, index: int, slot: int = 0) -> str:
+    """APM_INSTANCE value: `<daemon-id>:<worker>#<N>` with N 1-based like every displayed name.
+
+    `slot` 1 is the other process of an instance while one replaces the other (`#<N>.1`)."""
+    return f"{daemon_id}:{worker}#{index + 1}" + (f".{slot}" if slot else "")
 
 
 def expand_vars(text: str, env: Dict[str, str]) -> str:
@@ -108,7 +112,14 @@ def base_env(daemon_env: Dict[str, str], user: UserInfo, me: UserInfo) -> Dict[s
 
 
 def child_env(
-    name: str, index: int, config: Dict[str, Any], ops: ProcessOps, daemon_id: str, user: Optional[UserInfo] = None
+    name: str,
+    index: int,
+    config: Dict[str, Any],
+    ops: ProcessOps,
+    daemon_id: str,
+    user: Optional[UserInfo] = None,
+    slot: int = 0,
+    port: Optional[int] = None,
 ) -> Tuple[Dict[str, str], List[str]]:
     """The exact environment instance `index` (0-based) gets, and warnings about it."""
     user = user or target_user(config, ops)
@@ -135,7 +146,9 @@ def child_env(
     env["APM_INDEX"] = str(index)
     if config.get("env_index"):
         env[str(config["env_index"])] = str(index)
-    env["APM_INSTANCE"] = marker(daemon_id, name, index)
+    env["APM_INSTANCE"] = marker(daemon_id, name, index, slot)
+    if port is not None:
+        env["PORT"] = env["APM_PORT"] = str(port)
     return env, warnings
 
 
@@ -145,11 +158,19 @@ def working_dir(config: Dict[str, Any], env: Dict[str, str]) -> str:
 
 
 def build_spec(
-    name: str, index: int, config: Dict[str, Any], ops: ProcessOps, daemon_id: str
+    name: str,
+    index: int,
+    config: Dict[str, Any],
+    ops: ProcessOps,
+    daemon_id: str,
+    slot: int = 0,
+    port: Optional[int] = None,
 ) -> Tuple[SpawnSpec, List[str]]:
-    """Validate and assemble one spawn (config is the effective config).  StartFailed names the problem."""
+    """Validate and assemble one spawn (config is the effective config).  StartFailed names the problem.
+
+    `slot` picks the marker and cgroup of the instance's process (see marker()); `port` is its PORT."""
     user = target_user(config, ops)
-    env, warnings = child_env(name, index, config, ops, daemon_id, user)
+    env, warnings = child_env(name, index, config, ops, daemon_id, user, slot, port)
     cwd = working_dir(config, env)
     if not ops.is_dir(cwd):
         shown = config.get("path") or cwd
@@ -174,7 +195,7 @@ def build_spec(
         user=None if user.uid == ops.current_user().uid else user,
         marker=env["APM_INSTANCE"],
         memory_limit=int(memory_limit) if memory_limit else None,
-        group=f"{name}.{index}",
+        group=f"{name}.{index}" + (f".{slot}" if slot else ""),
         executable=executable,
     )
     return spec, warnings

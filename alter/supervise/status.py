@@ -2,11 +2,13 @@
 
 Extra fields beyond the protocol table: per instance `error` (why it could
 not be spawned) and `last_exit.oom` / `last_exit.pid`; per worker `desired`
-("running" | "stopped") and `waiting_for` (pending depends_on names).
+("running" | "stopped"), `waiting_for` (pending depends_on names) and
+`log_error` (why the log cannot be written right now, else null).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from alter.config import options
@@ -35,7 +37,7 @@ def instance_status(inst: Instance, now_mono: float) -> Dict[str, Any]:
         "restarts": {"clean": inst.counters.clean, "error": inst.counters.error},
         "last_exit": dict(inst.last_exit) if inst.last_exit else None,
         "next_start_at": inst.next_start_at if inst.state is InstanceState.BACKOFF else None,
-        "port": None,
+        "port": inst.port if alive else None,
         "error": inst.error if inst.state is InstanceState.FAILED else None,
     }
 
@@ -58,8 +60,39 @@ def worker_status(worker: Worker) -> Dict[str, Any]:
         "restarts": {"clean": clean, "error": error},
         "config": options.mask_secrets(worker.config),
         "waiting_for": deps.pending() if deps is not None else [],
+        "log_error": log_error(worker.log),
         "instances": instances,
     }
+
+
+def log_error(log: Any) -> Optional[str]:
+    """Why the worker's log cannot be written right now (disk full, bad path), or None."""
+    status = getattr(log, "status", None)
+    if not callable(status):
+        return None
+    try:
+        error = status().get("error")
+    except Exception:
+        return None
+    return str(error) if error else None
+
+
+def log_info(log: Any) -> Dict[str, Any]:
+    """`apm info`'s "logs": the pipeline's status() plus every file (oldest first) with its size."""
+    status = getattr(log, "status", None)
+    files = getattr(log, "files", None)
+    if not callable(status) or not callable(files):
+        return {"files": [], "error": "output is kept in memory only (the log could not be opened)"}
+    data: Dict[str, Any] = dict(status())
+    listed: List[Dict[str, Any]] = []
+    for path in files():
+        try:
+            size: Optional[int] = os.path.getsize(path)
+        except OSError:
+            size = None
+        listed.append({"path": path, "size": size})
+    data["files"] = listed
+    return data
 
 
 def effective_options(worker: Worker) -> Dict[str, Any]:

@@ -17,6 +17,7 @@ from alter.config import options
 from alter.errors import ApmError, ConfigError, Conflict, NotFound, UsageError
 from alter.events import EventBus
 from alter.supervise import deps, launch
+from alter.supervise.hooks import NO_HOOKS, SupervisorHooks
 from alter.supervise.logsink import LogFactory, MemoryLog, WorkerLog
 from alter.supervise.ops import ProcessOps
 from alter.supervise.output import OutputPump
@@ -52,6 +53,7 @@ class Supervisor:
         self.strict = strict
         self.workers: Dict[str, Worker] = {}
         self.pumps: Set[OutputPump] = set()
+        self.hooks: SupervisorHooks = NO_HOOKS  # the daemon plugs in its proxy glue (alter/supervise/hooks.py)
         self._quiet = 0  # >0 while restoring: no on_change per worker
         ops.on_orphan(self._orphan_reaped)
 
@@ -152,10 +154,20 @@ class Supervisor:
             raise UsageError("a worker config must be an object of options")
         clean, warnings = options.coerce_block("worker", config)
         self._check_new_name(clean["name"])
+        refused: Optional[ApmError] = None
+        try:
+            self.hooks.configure(clean["name"], options.effective(clean))
+        except ApmError as exc:
+            if not self._quiet:
+                raise
+            refused = exc  # restoring: keep the worker (the port may be free next time)
         worker = Worker(self, clean, origin or {"kind": "cli", "file": None})
         self.workers[worker.name] = worker
         for warning in warnings:
             worker.say("warning: " + warning)
+        if refused is not None:
+            log.error("restore: worker %s: %s", worker.name, refused)
+            worker.say(f"error: {refused.message}" + (f" ({refused.hint})" if refused.hint else ""))
         self.bus.publish("worker.added", {"worker": worker.name, "origin": dict(worker.origin)})
         if start:
             worker.desired = "running"
@@ -180,6 +192,7 @@ class Supervisor:
         def gone() -> None:
             if self.workers.get(worker.name) is worker:
                 del self.workers[worker.name]
+                self.hooks.removed(worker.name)
             worker.close()
             self.bus.publish("worker.removed", {"worker": worker.name})
             self._changed()
@@ -282,8 +295,8 @@ class Supervisor:
 
     def shutdown(self, on_done: Optional[Callable[[], None]] = None) -> List[str]:
         """Stop everything for daemon exit; desired states are kept so a restart brings workers back."""
-        names = [w.name for w in self.workers.values() if any(not i.idle for i in w.instances)]
-        longest = max([int(w.eff.get("kill_timeout") or 0) for w in self.workers.values()] or [0]) / 1000.0
+        names = [w.name for w in self.workers.values() if any(not i.idle for i in w.processes())]
+        longest = max([_stop_ms(w.eff) for w in self.workers.values()] or [0]) / 1000.0
         finished = [False]
 
         def done() -> None:
@@ -296,7 +309,7 @@ class Supervisor:
                 on_done()
 
         def too_slow() -> None:
-            stuck = [i.label for w in self.workers.values() for i in w.instances if not i.idle]
+            stuck = [i.label for w in self.workers.values() for i in w.processes() if not i.idle]
             log.error("shutdown: gave up waiting for %s", ", ".join(stuck) or "nothing")
             done()
 
@@ -343,15 +356,21 @@ class Supervisor:
             else:
                 merged[key] = value
         clean, warnings = options.coerce_block("worker", merged)
-        if clean["name"] != worker.name:
-            self.rename(worker.name, clean["name"])
-        was_enabled = worker.enabled
+        renamed = clean["name"] != worker.name
+        if renamed:
+            self._check_new_name(clean["name"])
+        self.hooks.configure(clean["name"], options.effective(clean), worker.name)  # may refuse: nothing changed yet
+        if renamed:
+            self.rename(worker.name, clean["name"], configure=False)
+        was_enabled, old_eff = worker.enabled, worker.eff
         changed = worker.apply_config(clean)
         for warning in warnings:
             worker.say("warning: " + warning)
         if changed:
             worker.say("config updated: " + ", ".join(changed))
-        needs_restart = [c for c in changed if c not in LIVE_ONLY]
+        needs_restart = [
+            c for c in changed if c not in LIVE_ONLY and not self.hooks.applies_live(c, old_eff, worker.eff)
+        ]
         alive = any(i.state in ALIVE_STATES or i.state is InstanceState.BACKOFF for i in worker.instances)
         if worker.enabled and worker.desired == "running" and not was_enabled:
             worker.start(on_ready)
@@ -363,9 +382,11 @@ class Supervisor:
         self._changed()
         return worker_status(worker)
 
-    def rename(self, old: str, new: str) -> Dict[str, Any]:
+    def rename(self, old: str, new: str, configure: bool = True) -> Dict[str, Any]:
         worker = self._writable(old)
         new = self._check_new_name(new)
+        if configure:
+            self.hooks.configure(new, worker.eff, old)
         del self.workers[old]
         worker.rename(new)
         self.workers[new] = worker
@@ -416,6 +437,7 @@ class Supervisor:
         data = worker_status(worker)
         data["options"] = effective_options(worker)
         data["logs"] = log_info(worker.log)
+        data.update(self.hooks.info(worker))
         return data
 
     def worker_log(self, name: str) -> WorkerLog:
@@ -430,7 +452,9 @@ class Supervisor:
                 f"worker {name!r} has no instance #{index + 1}",
                 hint=f"instances are numbered from 1 to {worker.instance_count()}",
             )
-        env, _ = launch.child_env(worker.name, index, worker.eff, self.ops, self.daemon_id)
+        inst = worker.instances[index] if index < len(worker.instances) else None
+        slot, port = (inst.slot, inst.port) if inst is not None else (0, None)
+        env, _ = launch.child_env(worker.name, index, worker.eff, self.ops, self.daemon_id, slot=slot, port=port)
         return env
 
     # ------------------------------------------------------------------ persistence
@@ -488,7 +512,7 @@ class Supervisor:
 
     def _orphan_reaped(self, pid: int) -> None:
         for worker in list(self.workers.values()):
-            for inst in list(worker.instances):
+            for inst in worker.processes():
                 inst.tree_changed()
 
     def close(self) -> None:
@@ -497,3 +521,8 @@ class Supervisor:
             pump.close()
         for worker in self.workers.values():
             worker.close()
+
+
+def _stop_ms(eff: Dict[str, Any]) -> int:
+    """How long stopping an instance may take: its drain (before_stop), then kill_timeout."""
+    return int(eff.get("kill_timeout") or 0) + int(eff.get("drain_timeout") or 0)

@@ -5,6 +5,12 @@ and published as `worker.state` whenever it changes.  Instances whose index
 is beyond `instances` (after a scale-down) keep stopping in `self.instances`
 and are dropped once stopped, so a quick scale-up reuses them instead of
 racing a second process with the same cgroup/marker.
+
+Overlapping rolling restarts (when `Supervisor.hooks.overlap()` says so, e.g.
+a worker behind the proxy): a replacement `Instance` with the same index and
+the other slot (its own marker/cgroup) starts in `incoming`; once the hooks'
+`ready_check` passes it takes the old one's place in `instances`, and the old
+one moves to `retiring` and stops (`before_stop` with handover: drained first).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from alter.supervise.instance import Instance
 from alter.supervise.logsink import WorkerLog
 from alter.supervise.ops import ProcessOps, SpawnSpec
 from alter.supervise.output import OutputPump
+from alter.supervise.rolling import RollingRestart
 from alter.supervise.startup import ReadyCallback, StartupWatch
 from alter.supervise.states import ALIVE_STATES, InstanceState, WorkerStatus, worker_status
 
@@ -39,6 +46,8 @@ class Worker:
         self.desired = "stopped"
         self.removing = False
         self.instances: List[Instance] = []
+        self.incoming: List[Instance] = []  # replacements starting next to a running instance (overlap)
+        self.retiring: List[Instance] = []  # replaced instances, stopping
         self.pumps: Set[OutputPump] = sup.pumps
         self.log: WorkerLog = sup.make_log(self.name, self.eff)
         self._status = WorkerStatus.DISABLED if not self.enabled else WorkerStatus.STOPPED
@@ -63,9 +72,22 @@ class Worker:
     def publish(self, kind: str, data: Dict[str, Any]) -> None:
         self.sup.bus.publish(kind, data)
 
-    def build_spec(self, index: int) -> Tuple[SpawnSpec, List[str]]:
-        spec, warnings = launch.build_spec(self.name, index, self.eff, self.ops, self.sup.daemon_id)
+    def build_spec(self, index: int, slot: int = 0, port: Optional[int] = None) -> Tuple[SpawnSpec, List[str]]:
+        spec, warnings = launch.build_spec(self.name, index, self.eff, self.ops, self.sup.daemon_id, slot, port)
         return spec, warnings
+
+    def claim_port(self, index: int) -> Optional[int]:
+        return self.sup.hooks.claim_port(self.name, index, self.eff)
+
+    def release_port(self, port: int) -> None:
+        self.sup.hooks.release_port(port)
+
+    def before_stop(self, instance: Instance, done: Callable[[], None], handover: bool) -> None:
+        self.sup.hooks.before_stop(instance, done, handover)
+
+    def processes(self) -> List[Instance]:
+        """Every Instance with (or about to have) a process: the instances, replacements, replaced ones."""
+        return self.instances + self.incoming + self.retiring
 
     def instance_count(self) -> int:
         return int(self.eff.get("instances") or 1)
@@ -83,7 +105,8 @@ class Worker:
 
     @property
     def wanted(self) -> List[Instance]:
-        return [i for i in self.instances if i.index < self.instance_count()]
+        count = self.instance_count()  # once, not per instance: status runs on every instance change
+        return [i for i in self.instances if i.index < count]
 
     @property
     def status(self) -> WorkerStatus:
@@ -96,8 +119,9 @@ class Worker:
 
     def compute_status(self) -> WorkerStatus:
         """The status right now (`status` is the last one published)."""
-        states = [i.state for i in self.wanted] + [
-            i.state for i in self.instances if i.index >= self.instance_count() and i.state in ALIVE_STATES
+        count = self.instance_count()
+        states = [i.state for i in self.instances if i.index < count] + [
+            i.state for i in self.instances if i.index >= count and i.state in ALIVE_STATES
         ]
         return worker_status(states, self.enabled or any(s in ALIVE_STATES for s in states))
 
@@ -166,18 +190,19 @@ class Worker:
     def stop(self, on_done: Optional[Callable[[], None]] = None, desired: str = "stopped") -> None:
         self.desired = desired
         self._cancel_pending()
-        remaining = [len(self.instances)]
+        everyone = self.processes()
+        remaining = [len(everyone)]
 
         def one_done() -> None:
             remaining[0] -= 1
             if remaining[0] == 0 and on_done is not None:
                 on_done()
 
-        if not self.instances:
+        if not everyone:
             if on_done is not None:
                 self.loop.call_soon(on_done)
             return
-        for inst in list(self.instances):
+        for inst in everyone:
             inst.stop(one_done)
 
     def restart(self, on_ready: Optional[ReadyCallback] = None) -> None:
@@ -187,7 +212,7 @@ class Worker:
             self.start(on_ready)
             return
         self.desired = "running"
-        if self.eff.get("rolling") and len(self.wanted) > 1:
+        if self.eff.get("rolling") and (len(self.wanted) > 1 or self.sup.hooks.overlap(self)):
             self._rolling = RollingRestart(self, on_ready)
             self._rolling.begin()
             return
@@ -271,100 +296,54 @@ class Worker:
 
     def close(self) -> None:
         self._cancel_pending()
-        for inst in self.instances:
+        for inst in self.processes():
             inst.close()
         try:
             self.log.close()
         except Exception:
             log.exception("closing the log of %s failed", self.name)
 
+    # ------------------------------------------------------------------ overlapping replacement
+
+    def successor(self, old: Instance) -> Instance:
+        """A stopped Instance that will replace `old` (same index, the other slot), kept in `incoming`."""
+        new = Instance(self, old.index, slot=1 - old.slot)
+        new.counters = old.counters
+        new.last_exit = old.last_exit
+        self.incoming.append(new)
+        return new
+
+    def promote(self, new: Instance, old: Instance, on_stopped: Callable[[], None]) -> None:
+        """`new` takes `old`'s place; `old` drains (before_stop with handover), stops and is dropped."""
+        if new in self.incoming:
+            self.incoming.remove(new)
+        self.instances[self.instances.index(old)] = new
+        self.retiring.append(old)
+        self.refresh_status()
+        if old.pid is not None:
+            self.say(f"{new.label}: pid {new.pid} takes over; pid {old.pid} drains, then stops")
+
+        def stopped() -> None:
+            self._forget(old)
+            on_stopped()
+
+        old.stop(stopped, handover=True)
+
+    def discard(self, inst: Instance) -> None:
+        """Stop a replacement and drop it once stopped (from the loop: callers may be inside its exit handling)."""
+        self.loop.call_soon(inst.stop, lambda: self._forget(inst))
+
+    def _forget(self, inst: Instance) -> None:
+        for group in (self.incoming, self.retiring):
+            if inst in group:
+                group.remove(inst)
+                inst.close()
+
     def spawned_names(self) -> Set[str]:
         """Worker names live processes of this worker were started under (rename bookkeeping)."""
         names = set()
-        for inst in self.instances:
+        for inst in self.processes():
             for handle in (inst.handle, inst.leftover_handle):
                 if handle is not None:
                     names.add(handle.marker.rsplit(":", 1)[-1].rsplit("#", 1)[0])
         return names
-
-
-class RollingRestart:
-    """Restart instances one at a time: next one `rolling_delay` after the previous runs again.
-
-    Stops early (and reports the failure) when a restarted instance dies inside
-    its startup grace, so a bad deploy never takes down every instance.
-    """
-
-    def __init__(self, worker: Worker, on_ready: Optional[ReadyCallback]) -> None:
-        self.worker = worker
-        self.on_ready = on_ready
-        self.queue = list(worker.wanted)
-        self.current: Optional[Instance] = None
-        self.timer: Optional[Any] = None
-        self.cancelled = False
-        self.watch = StartupWatch(
-            worker.loop, int(worker.eff.get("startup_grace") or 0), self._finished, on_started=self._started
-        )
-
-    def begin(self) -> None:
-        self.worker.say(
-            f"rolling restart of {len(self.queue)} instances, {self.worker.eff.get('rolling_delay')} ms apart"
-        )
-        self._next()
-
-    def _next(self) -> None:
-        self.timer = None
-        if self.cancelled:
-            return
-        self.queue = [i for i in self.queue if i in self.worker.wanted]
-        if not self.queue:
-            self.current = None
-            self.watch.seal()
-            return
-        inst = self.current = self.queue.pop(0)
-        inst.restart()
-        self.watch.track(inst)
-        if not self.queue:
-            self.watch.seal()  # the last one: done once it survives its startup grace
-
-    def _started(self, inst: Instance) -> None:
-        if inst is self.current and self.queue and not self.cancelled:
-            delay = int(self.worker.eff.get("rolling_delay") or 0) / 1000.0
-            self.timer = self.worker.loop.call_later(delay, self._next)
-
-    def _finished(self, detail: Optional[Dict[str, Any]]) -> None:
-        if self.worker._rolling is self:
-            self.worker._rolling = None
-        if detail is not None:
-            self.cancelled = True
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            left = len(self.queue)
-            if left:
-                self.worker.say(f"rolling restart stopped: {detail.get('message')}; {left} instance(s) left untouched")
-        if self.on_ready is not None:
-            cb, self.on_ready = self.on_ready, None
-            cb(detail)
-
-    def cancel(self) -> None:
-        """Interrupted (stop, another restart): a waiting caller is told so."""
-        self.cancelled = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.watch.cancel()
-        if self.on_ready is not None:
-            cb, self.on_ready = self.on_ready, None
-            cb(
-                {
-                    "instance": None,
-                    "exit_code": None,
-                    "signal": None,
-                    "runtime_ms": 0,
-                    "stderr": "",
-                    "hints": [],
-                    "error": "rolling restart interrupted",
-                    "message": f"the rolling restart of {self.worker.name} was interrupted",
-                }
-            )
