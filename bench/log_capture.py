@@ -378,7 +378,9 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated modes: " + ", ".join(MODES))
-    ap.add_argument("--child", default="bulk,line", help="bulk (prebuilt, 64 KiB writes) and/or line (a write per line)")
+    ap.add_argument(
+        "--child", default="bulk,line", help="bulk (prebuilt, 64 KiB writes) and/or line (a write per line)"
+    )
     ap.add_argument("--apm", default=DIST_APM, help="the zipapp to run (default dist/apm, copied once at start)")
     a = ap.parse_args()
     modes = [m.strip() for m in a.only.split(",") if m.strip()] or list(MODES)
