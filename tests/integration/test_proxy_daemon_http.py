@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from tests.helpers import wait_for
@@ -90,6 +91,8 @@ class Hammer:
         self.stopping = False
         self.ok: List[str] = []
         self.failed: List[Any] = []
+        self.times: List[float] = []
+        self.t0 = time.monotonic()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
@@ -112,6 +115,8 @@ class Hammer:
                 status, body = get(self.port, self.path, conn)
                 with self.lock:
                     (self.ok if status == 200 else self.failed).append(body if status == 200 else (status, body))
+                    if status != 200:
+                        self.times.append(round(time.monotonic() - self.t0, 3))
                 if status != 200:
                     conn.close()
                     conn = None
@@ -193,7 +198,10 @@ def test_rolling_restart_under_load_has_zero_failures(apm: Any) -> None:
         after = wait_for(lambda: all_live(apm, 2), timeout=15, what="new instances admitted")
         seen = len(load.ok)
         wait_for(lambda: len(load.ok) > seen + 30, what="traffic after the restart")
-    assert load.failed == [], (failed_before, failed_during, load.failed[:5], info(apm)["proxy"]["processes"])
+    assert load.failed == [], (
+        f"failed before the restart: {failed_before[:3]!r}, by its end: {failed_during[:3]!r}, "
+        f"in all: {load.failed[:3]!r} at {load.times[:10]} s; proxy: {info(apm)['proxy']!r}"
+    )
     assert during > 20  # traffic really flowed while instances were replaced
     new_pids = {i["pid"] for i in after["instances"]}
     assert len(new_pids) == 2 and not new_pids & old_pids, (old_pids, new_pids)
