@@ -13,12 +13,11 @@ import select
 import subprocess
 import sys
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
-import psutil
 import pytest
 
-from tests.integration.conftest import APM_BIN, Apm, pid_alive, wait_gone
+from tests.integration.conftest import APM_BIN, Apm
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux only")
 
@@ -26,23 +25,6 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Never imported by a CLI command (docs/development.md, docs/cli.md "Startup cost").
 FORBIDDEN = ("psutil", "argon2", "alter.daemon", "alter.supervise", "alter.linux", "alter.logs", "alter.web",
              "alter.proxy", "alter.install")  # fmt: skip
-
-
-@pytest.fixture
-def apm(apm: Apm) -> Iterator[Apm]:
-    """The conftest daemon, torn down zombie-aware first (pid 1 here never reaps)."""
-    yield apm
-    procs = []
-    pid = apm.daemon_pid()
-    if pid and pid_alive(pid):
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    subprocess.run(apm.cmd("exit", "daemon"), env=apm.env, capture_output=True, timeout=30)
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-        wait_gone(p.pid, 5)
 
 
 def on_tty(apm: Apm, *args: str, env: Optional[Dict[str, str]] = None, drop: Tuple[str, ...] = ()) -> Tuple[int, str]:

@@ -10,35 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
-import psutil
 import pytest
 
 from tests.helpers import wait_for
-from tests.integration.conftest import Apm, pid_alive, wait_gone
+from tests.integration.conftest import Apm
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux only")
-
-
-@pytest.fixture
-def apm(apm: Apm) -> Iterator[Apm]:
-    """The conftest daemon, torn down zombie-aware first (pid 1 here never reaps)."""
-    yield apm
-    procs = []
-    pid = apm.daemon_pid()
-    if pid and pid_alive(pid):
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    subprocess.run(apm.cmd("exit", "daemon"), env=apm.env, capture_output=True, timeout=30)
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-        wait_gone(p.pid, 5)
 
 
 def worker(apm: Apm, name: str) -> Optional[Dict[str, Any]]:

@@ -103,18 +103,7 @@ def usable_python(setpriv: List[str]) -> Optional[str]:
 def apm(apm: Apm) -> Iterator[Apm]:
     """The root test daemon (started here, so the zipapp is extracted before the user needs it)."""
     apm("run", "sleep", "300", "--name", "s", "--startup-grace", "0")
-    yield apm
-    procs = []
-    pid = apm.daemon_pid()
-    if pid and pid_alive(pid):
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    subprocess.run(apm.cmd("exit", "daemon"), env=apm.env, capture_output=True, timeout=30)
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-        wait_gone(p.pid, 5)
+    yield apm  # the conftest fixture tears the daemon down
 
 
 @pytest.fixture

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Tuple
 
-import psutil
 import pytest
 
-from tests.integration.conftest import Apm, pid_alive, wait_gone
+from tests.integration.conftest import Apm, pid_alive
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux only")
 
@@ -31,18 +29,7 @@ EXIT_CODES = {"UsageError": 2, "ConfigError": 2, "NotFound": 3, "Conflict": 4, "
 def apm(apm: Apm) -> Iterator[Apm]:
     """A daemon with one 2-instance worker `s`; torn down zombie-aware (pid 1 here never reaps)."""
     apm("run", "sleep", "300", "--name", "s", "--instances", "2", "--startup-grace", "0")
-    yield apm
-    procs = []
-    pid = apm.daemon_pid()
-    if pid and pid_alive(pid):
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    subprocess.run(apm.cmd("exit", "daemon"), env=apm.env, capture_output=True, timeout=30)
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-        wait_gone(p.pid, 5)
+    yield apm  # the conftest fixture tears the daemon down
 
 
 def connect(apm: Apm, timeout: float = 10) -> socket.socket:

@@ -69,23 +69,6 @@ while True:
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@pytest.fixture
-def apm(apm: Apm) -> Iterator[Apm]:
-    """The conftest daemon, torn down zombie-aware first (pid 1 here never reaps)."""
-    yield apm
-    procs = []
-    pid = apm.daemon_pid()
-    if pid and pid_alive(pid):
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    subprocess.run(apm.cmd("exit", "daemon"), env=apm.env, capture_output=True, timeout=30)
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-        wait_gone(p.pid, 5)
-
-
 def rpc(apm: Apm, cmd: str, args: Optional[Dict[str, Any]] = None) -> Any:
     """One request straight on the control socket (docs/protocol.md): cheap enough to poll."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
