@@ -115,7 +115,8 @@ class GuiDaemon:
 @pytest.fixture(scope="session")
 def playwright_instance() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        # tests/run.sh installs it: a missing browser is a broken setup, not a reason to pass quietly.
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (tests/run.sh does this)", pytrace=False)
     with sync_playwright() as pw:
         yield pw
 
