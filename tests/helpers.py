@@ -25,3 +25,29 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else "")
     )
+
+
+def mount_tmpfs(parent: str, size: str):  # -> contextmanager yielding the mount point
+    """A tiny tmpfs for disk-full tests (tests/run.sh runs as root; failing to mount is a broken setup)."""
+    import contextlib
+    import os
+    import subprocess
+    import uuid
+
+    import pytest
+
+    @contextlib.contextmanager
+    def mounted():
+        if os.geteuid() != 0:
+            pytest.fail("disk-full tests mount a tmpfs and need root: run them with sudo (tests/run.sh does)")
+        mnt = os.path.join(parent, f"tmpfs-{uuid.uuid4().hex[:6]}")
+        os.mkdir(mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mnt], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.fail(f"cannot mount a tmpfs at {mnt}: {r.stderr.strip()}")
+        try:
+            yield mnt
+        finally:
+            subprocess.run(["umount", "-l", mnt], check=False)
+
+    return mounted()

@@ -118,11 +118,11 @@ def user(apm: Apm) -> Iterator[User]:
         probe = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
         python = usable_python(probe)
         if python is None:
-            pytest.skip("no Python interpreter the test user may run")
+            pytest.fail("no Python interpreter the test user may run (install python3 for all users)")
         u = User(name, home, python)
         check = u.run("--version")
         if check.returncode != 0:
-            pytest.skip(f"the test user cannot run {APM_BIN}: {check.stderr.strip()}")
+            pytest.fail(f"the test user cannot run {APM_BIN}: {check.stderr.strip()}")
         yield u
         u.kill_all()
     finally:

@@ -343,7 +343,7 @@ def test_depends_on_ordering_and_timeout(apm: Apm) -> None:
 @pytest.fixture
 def temp_user() -> Iterator[Dict[str, str]]:
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        pytest.fail("this test drops privileges and needs root: run it with sudo (tests/run.sh does)")
     tag = uuid.uuid4().hex[:6]
     user, group = f"apmc{tag}", f"apmx{tag}"
     subprocess.run(["groupadd", group], check=True, capture_output=True)

@@ -30,7 +30,7 @@ def eng() -> Iterator[RealHarness]:
 @pytest.fixture
 def temp_user() -> Iterator[Dict[str, str]]:
     if os.geteuid() != 0:
-        pytest.skip("needs root")
+        pytest.fail("user tests create users and need root: run them with sudo (tests/run.sh does)")
     tag = uuid.uuid4().hex[:6]
     user, group = f"apmt{tag}", f"apmg{tag}"
     subprocess.run(["groupadd", group], check=True, capture_output=True)

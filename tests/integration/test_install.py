@@ -72,7 +72,7 @@ else:
 @pytest.fixture(autouse=True)
 def _need_root() -> None:
     if os.geteuid() != 0:
-        pytest.skip("installer tests need root (chroot, mount, setpriv): run them with sudo (tests/run.sh does)")
+        pytest.fail("installer tests need root (chroot, mount, setpriv): run them with sudo (tests/run.sh does)")
 
 
 @pytest.fixture(scope="session")

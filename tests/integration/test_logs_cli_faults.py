@@ -9,16 +9,16 @@ daemon log.
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import socket
 import subprocess
 import time
-import uuid
 from typing import List
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import mount_tmpfs, wait_for
 from tests.integration.conftest import Apm
 from tests.integration.test_logs_cli_read import COUNTER, file_lines, log_file, request, run_worker
 
@@ -46,17 +46,8 @@ def pid_of(apm: Apm, name: str) -> int:
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with mount_tmpfs(str(tmp_path), "64k") as mnt:
+        yield pathlib.Path(mnt)
 
 
 def test_disk_full_keeps_worker_running_and_resumes(apm: Apm, tmp_path, tmpfs) -> None:

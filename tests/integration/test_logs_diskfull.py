@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import re
-import subprocess
-import uuid
 
 import pytest
 
 from alter.logs import files as files_mod
 from alter.logs.colors import strip_ansi
+from tests.helpers import mount_tmpfs
 from tests.integration.test_logs_capture import Lateness, logenv_for, run_for, run_until
 
 
@@ -34,17 +34,8 @@ while True:
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with mount_tmpfs(str(tmp_path), "512k") as mnt:
+        yield pathlib.Path(mnt)
 
 
 @pytest.fixture
