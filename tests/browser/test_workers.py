@@ -24,9 +24,9 @@ def test_create_a_worker_from_the_form_and_see_it_run(gui, page):
     expect(page.get_by_role("heading", name="New worker")).to_be_visible()
     schema = gui.admin.get("/api/v1/schema/worker").json()["options"]
     # Every option of the table has a field, grouped by section.
-    assert page.locator(".field[data-option]").count() == len(schema)
+    expect(page.locator(".field[data-option]")).to_have_count(len(schema))  # fields render after the schema fetch
     sections = {o["section"] for o in schema}
-    assert page.locator("details.form-section").count() == len(sections)
+    expect(page.locator("details.form-section")).to_have_count(len(sections))
     page.get_by_label("Name", exact=True).fill("formmade")
     page.get_by_label("Exec").fill("sleep")
     page.get_by_label("Params").fill("300")

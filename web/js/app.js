@@ -301,7 +301,17 @@ class App {
   }
 
   async showLock(status = null) {
-    if (this.lock) return;
+    // Several triggers (stream event, a 423, the timer) can race: only the first builds the screen.
+    if (this.lock || this.lockPending) return;
+    this.lockPending = true;
+    try {
+      await this.buildLock(status);
+    } finally {
+      this.lockPending = false;
+    }
+  }
+
+  async buildLock(status) {
     this.live.stop();
     this.activity.stop();
     closeMenu();
@@ -318,6 +328,7 @@ class App {
       this.showScreen(new AuthScreen(this, 'login', st, 'Your session ended. Log in again.'));
       return;
     }
+    if (this.lock) return;
     this.lock = new LockScreen(this, st);
     this.root.append(this.lock.el);
     this.setInert(true);
