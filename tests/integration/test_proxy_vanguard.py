@@ -24,8 +24,9 @@ def req_from(
     src: str, port: int, path: str = "/echo", headers: str = "", method: str = "GET"
 ) -> Tuple[Optional[int], Dict[str, str], bytes]:
     """(status, headers, body), or (None, {}, b"") when the connection was dropped without an answer."""
-    c = Raw(port, sock=conn_from(src, port))
     try:
+        # A TCP-level drop can reset the connection as early as connect(): that is "dropped" too.
+        c = Raw(port, sock=conn_from(src, port))
         c.send(f"{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
         return c.response()
     except (EOFError, ConnectionResetError):
