@@ -15,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES="python3 python3-venv python3-dev gcc debootstrap chromium systemd util-linux procps iproute2 curl openssl nodejs"
+PACKAGES="python3 python3-venv python3-dev gcc debootstrap chromium systemd util-linux procps iproute2 curl openssl nodejs acl"
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

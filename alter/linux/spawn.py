@@ -68,6 +68,7 @@ def child_setup(
     cgroup_required: bool,
     creds: Optional[Tuple[int, int, Tuple[int, ...]]],
     parent_pid: int,
+    cwd: Optional[str] = None,
 ) -> Callable[[], None]:
     """The preexec_fn: everything here runs in the forked child, before exec.
 
@@ -98,6 +99,10 @@ def child_setup(
             os.setgroups(list(groups))
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
+            if cwd is not None:
+                # Popen's chdir ran as root; entering again as the user lets the kernel
+                # (ACLs included) refuse a directory the user may not reach.
+                os.chdir(cwd)
         if prctl_fn(prctl.PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
             raise OSError("prctl(PR_SET_PDEATHSIG) failed")
         if os.getppid() != parent_pid:
@@ -224,7 +229,7 @@ class LinuxOps:
                 raise StartFailed(f"user {spec.user.name!r} needs a root daemon", hint="remove `user`")
             creds = (spec.user.uid, spec.user.gid, tuple(spec.user.groups))
         procs_file = self.cgroups.join_file(group_dir) if group_dir and self.cgroups is not None else None
-        setup = child_setup(self._prctl, procs_file, bool(spec.memory_limit), creds, os.getpid())
+        setup = child_setup(self._prctl, procs_file, bool(spec.memory_limit), creds, os.getpid(), spec.cwd)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
@@ -351,6 +356,9 @@ class LinuxOps:
     def is_dir(self, path: str) -> bool:
         return os.path.isdir(path)
 
+    def enter_problem(self, path: str, user: UserInfo) -> Optional[str]:
+        return users.enter_problem(path, user)
+
     def read_file(self, path: str) -> str:
         with open(path, "rb") as f:
             data = f.read(MAX_ENV_FILE + 1)
@@ -380,7 +388,7 @@ def _user_cgroups(daemon_id: str, root: str) -> Optional[cg.Cgroups]:
 def _spawn_error(spec: SpawnSpec, exc: BaseException) -> StartFailed:
     label = f"{spec.worker}#{spec.index + 1}"
     if isinstance(exc, subprocess.SubprocessError):
-        who = f" or switching to user {spec.user.name}" if spec.user else ""
+        who = f", switching to user {spec.user.name} or entering {spec.cwd} as that user" if spec.user else ""
         return StartFailed(
             f"cannot start {label}: preparing the child failed (joining its cgroup{who})",
             hint="see the daemon log; check the user and the cgroup setup",

@@ -67,6 +67,49 @@ def can_execute(path: str, user: UserInfo) -> bool:
     return bool(st.st_mode & stat.S_IXOTH)
 
 
+def _has_acl(path: str) -> bool:
+    try:
+        return "system.posix_acl_access" in os.listxattr(path)
+    except OSError:
+        return False
+
+
+def enter_problem(path: str, user: UserInfo) -> Optional[str]:
+    """Why `user` could not enter directory `path` (mode bits of each component), or None.
+
+    The daemon runs as root, so the child's chdir happens before it drops to `user`;
+    this check (and a second chdir after the drop, in the child) keeps a worker from
+    starting in a directory its user may not reach.  Directories carrying an ACL are
+    left to the kernel's check in the child (mode bits alone would misjudge them).
+    """
+    if user.uid == 0:
+        return None
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        try:
+            st = os.stat(current)
+        except OSError as exc:
+            return f"{current}: {exc.strerror}"
+        if st.st_uid == user.uid:
+            allowed = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == user.gid or st.st_gid in user.groups:
+            allowed = st.st_mode & stat.S_IXGRP
+        else:
+            allowed = st.st_mode & stat.S_IXOTH
+        if not allowed and not _has_acl(current):
+            owner = f"{_user_name(st.st_uid)}:{group_name(st.st_gid)}"
+            return f"{current} is {stat.filemode(st.st_mode)} {owner}"
+        current = os.path.join(current, part)
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def resolve_exec(exec_: str, user: UserInfo, cwd: str, search_path: str) -> str:
     """The absolute executable for `exec_`: a path (relative to cwd) or a name looked up in search_path."""
     if "/" in exec_:

@@ -178,6 +178,12 @@ def build_spec(
             f"worker {name!r}: path {shown!r} is not a directory" + (f" (expanded: {cwd})" if shown != cwd else ""),
             hint="fix `path` (--path) or create the directory",
         )
+    problem = ops.enter_problem(cwd, user) if user.uid != ops.current_user().uid else None
+    if problem:
+        raise StartFailed(
+            f"worker {name!r}: user {user.name!r} cannot enter path {cwd!r} ({problem})",
+            hint=f"give {user.name} access (chmod o+x / chgrp), or choose a `path` that user can reach",
+        )
     exec_ = str(config.get("exec") or "")
     if not exec_:
         raise StartFailed(f"worker {name!r} has no exec", hint="set `exec` to the program to run")

@@ -128,6 +128,9 @@ class ProcessOps(Protocol):
     def is_dir(self, path: str) -> bool:
         """Does this directory exist?"""
 
+    def enter_problem(self, path: str, user: UserInfo) -> Optional[str]:
+        """Why `user` may not enter directory `path` (e.g. "/root is drwx------ root:root"), or None."""
+
     def read_file(self, path: str) -> str:
         """Text of a small file (env_file); OSError when unreadable."""
 
@@ -192,6 +195,7 @@ class FakeOps:
         self.me = "root" if is_root else "alice"
         self.executables: Set[str] = {"/usr/bin/sleep", "/usr/bin/node", "/usr/bin/python3", "/bin/sh"}
         self.dirs: Set[str] = {"/", "/tmp", "/root", "/home/alice", "/srv/app"}
+        self.closed_dirs: Dict[Tuple[str, str], str] = {}  # (path, user) -> why that user may not enter it
         self.files: Dict[str, str] = {}
         self.procs: Dict[int, FakeProcess] = {}
         self.calls: List[Tuple[Any, ...]] = []
@@ -278,6 +282,9 @@ class FakeOps:
 
     def is_dir(self, path: str) -> bool:
         return path in self.dirs
+
+    def enter_problem(self, path: str, user: UserInfo) -> Optional[str]:
+        return self.closed_dirs.get((path, user.name))
 
     def read_file(self, path: str) -> str:
         if path not in self.files:

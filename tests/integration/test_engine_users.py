@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from typing import Dict, Iterator
@@ -80,6 +83,59 @@ def test_unknown_user_is_a_clear_error(eng: RealHarness) -> None:
 
     with pytest.raises(StartFailed, match="no user named 'no-such-user-xyz'"):
         eng.sup.check_spawnable({"name": "x", "exec": "sleep", "user": "no-such-user-xyz"})
+
+
+@pytest.fixture
+def open_dir() -> Iterator[pathlib.Path]:
+    """A directory every user may enter (pytest's tmp_path sits under a 0700 root-only folder)."""
+    folder = tempfile.mkdtemp(prefix="apm-users-", dir="/tmp")
+    os.chmod(folder, 0o755)
+    yield pathlib.Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_path_the_user_cannot_enter_is_refused(eng: RealHarness, temp_user: Dict[str, str], open_dir) -> None:
+    """The chdir happens as root before the drop: apm must not start a worker where its user cannot go."""
+    from alter.errors import StartFailed
+
+    private = open_dir / "private"
+    (private / "app").mkdir(parents=True)
+    private.chmod(0o700)
+    spec = {"name": "p", "exec": "sleep", "params": ["100"], "user": temp_user["user"], "path": str(private / "app")}
+    with pytest.raises(StartFailed, match=r"cannot enter path .*private/app.*private is drwx------ root:root"):
+        eng.sup.check_spawnable(spec)
+    private.chmod(0o711)  # search permission is enough to enter a subdirectory
+    eng.sup.check_spawnable(spec)
+
+
+def test_the_child_enters_its_path_as_the_user(eng: RealHarness, temp_user: Dict[str, str], open_dir) -> None:
+    """An ACL the mode bits cannot judge is left to the kernel: the child's second chdir, as the user, decides."""
+    if subprocess.run(["which", "setfacl"], capture_output=True).returncode != 0:
+        pytest.fail("setfacl is missing: tests/run.sh installs the acl package")
+    granted = open_dir / "granted"
+    granted.mkdir()
+    granted.chmod(0o700)
+    subprocess.run(["setfacl", "-m", f"u:{temp_user['user']}:x", str(granted)], check=True)
+    eng.sup.add({"name": "g", "exec": "sleep", "params": ["100"], "user": temp_user["user"], "path": str(granted)})
+    eng.run_until(lambda: eng.running("g"), what="running in a directory an ACL opens to the user")
+    pid = eng.pid("g")
+    assert pid is not None and os.readlink(f"/proc/{pid}/cwd") == str(granted)
+    done = []
+    eng.sup.stop("g", lambda: done.append(1))
+    eng.run_until(lambda: done, what="stopped")
+
+
+def test_an_acl_denying_the_user_stops_the_start(eng: RealHarness, temp_user: Dict[str, str], open_dir) -> None:
+    """Mode bits say yes, an ACL says no: the child's chdir as the user fails and nothing runs there."""
+    denied = open_dir / "denied"
+    denied.mkdir()
+    denied.chmod(0o755)
+    subprocess.run(["setfacl", "-m", f"u:{temp_user['user']}:---", str(denied)], check=True)
+    eng.sup.add({"name": "d", "exec": "sleep", "params": ["100"], "user": temp_user["user"], "path": str(denied)})
+    eng.run_until(lambda: eng.sup.status("d")["instances"][0]["error"], what="the start to fail")
+    status = eng.sup.status("d")
+    assert status["status"] != "running" and status["instances"][0]["pid"] is None, status
+    assert f"entering {denied}" in status["instances"][0]["error"], status
 
 
 CHILD_DAEMON = r"""

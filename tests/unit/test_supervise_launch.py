@@ -83,6 +83,15 @@ def test_path_is_expanded_with_the_child_env() -> None:
         build_spec("api", 0, cfg(user="alice", path="$HOME/nope"), ops, "apm")
 
 
+def test_a_path_the_target_user_cannot_enter_is_refused() -> None:
+    ops = FakeOps()
+    ops.closed_dirs[("/root", "alice")] = "/root is drwx------ root:root"
+    with pytest.raises(StartFailed, match=r"user 'alice' cannot enter path '/root' \(/root is drwx------ root:root\)"):
+        build_spec("api", 0, cfg(user="alice", path="/root"), ops, "apm")
+    spec, _ = build_spec("api", 0, cfg(path="/root"), ops, "apm")  # the daemon's own user is not checked
+    assert spec.cwd == "/root"
+
+
 def test_exec_resolution() -> None:
     ops = FakeOps()
     spec, _ = build_spec("api", 0, cfg(path="/srv/app"), ops, "apm")
