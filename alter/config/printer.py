@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import unicodedata
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from alter.atomic import replace_file
 from alter.config import options
 from alter.config.loader import WorkerDef
 from alter.errors import ConfigError
@@ -167,48 +167,24 @@ def format_workers(
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Replace `path` with `text`: temp file, fsync, rename, fsync the directory.
+    """Replace `path` with `text` atomically (alter.atomic).
 
     Keeps an existing file's mode (and owner, when running as root); writes
     through a symlink to its target.  New files get mode 0644.
     """
-    target = os.path.realpath(path)
-    folder = os.path.dirname(target) or "."
     mode, owner = 0o644, None
     try:
-        st = os.stat(target)
-        mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
+        st = os.stat(path)
+        mode = stat.S_IMODE(st.st_mode)
+        owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
     except FileNotFoundError:
         pass
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}", hint="check the path and its permissions") from None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+        replace_file(path, text, mode, owner)
     except OSError as exc:
         raise ConfigError(
-            f"cannot write {path}: {exc.strerror}", hint=f"check that {folder} exists and is writable"
+            f"cannot write {path}: {exc.strerror}",
+            hint=f"check that {os.path.dirname(os.path.realpath(path)) or '.'} exists, is writable and has space",
         ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        if owner is not None and os.geteuid() == 0:
-            os.chown(tmp, owner[0], owner[1])
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ConfigError(
-                f"cannot write {path}: {exc.strerror}", hint="check the disk space and permissions"
-            ) from None
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

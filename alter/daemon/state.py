@@ -17,37 +17,16 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
+from alter.atomic import replace_file
+
 log = logging.getLogger("apm.state")
 
 FORMAT_VERSION = 1
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` atomically and durably."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace `path` with `data` atomically and durably (0600 by default: state may hold secrets)."""
+    replace_file(path, data, mode)
 
 
 class StateStore:
