@@ -105,7 +105,7 @@ class Cgroups:
             available = _read(os.path.join(own_dir, "cgroup.controllers")).split()
         except OSError:
             return None
-        memory = "memory" in available and _enable_memory_v2(own_dir, root)
+        memory = "memory" in available and _enable_controller_v2(own_dir, root, "memory")
         apm_dir = os.path.join(own_dir, "apm")
         base = os.path.join(apm_dir, safe_name(daemon_id))
         try:
@@ -237,22 +237,22 @@ def _add_controller(folder: str, controller: str) -> None:
         _write(os.path.join(folder, "cgroup.subtree_control"), "+" + controller)
 
 
-def _enable_memory_v2(own_dir: str, root: str) -> bool:
-    """Make `memory` available to our children, moving ourselves into a leaf if needed."""
+def _enable_controller_v2(own_dir: str, root: str, controller: str) -> bool:
+    """Make `controller` available to our children, moving ourselves into a leaf if needed."""
     try:
-        _add_controller(own_dir, "memory")
+        _add_controller(own_dir, controller)
         return True
     except OSError as exc:
         if exc.errno != errno.EBUSY or own_dir == root:
-            log.info("cannot enable the memory controller in %s: %s", own_dir, exc)
+            log.info("cannot enable the %s controller in %s: %s", controller, own_dir, exc)
             return False
     # "no internal processes": the daemon itself must leave its group first.
     leaf = os.path.join(own_dir, "daemon")
     try:
         os.makedirs(leaf, exist_ok=True)
         _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
-        _add_controller(own_dir, "memory")
+        _add_controller(own_dir, controller)
         return True
     except OSError as exc:
-        log.info("cannot delegate the memory controller below %s: %s", own_dir, exc)
+        log.info("cannot delegate the %s controller below %s: %s", controller, own_dir, exc)
         return False

@@ -102,17 +102,17 @@ class RealHarness:
     `close()` shuts the supervisor down and SIGKILLs anything still carrying this harness' marker.
     """
 
-    def __init__(self, daemon_id: str, use_cgroups: bool = True) -> None:
+    def __init__(self, daemon_id: str, use_cgroups: bool = True, cgroup_root: Optional[str] = None) -> None:
         import time
 
-        from alter.linux import prctl
+        from alter.linux import cgroups, prctl
         from alter.linux.spawn import LinuxOps
 
         self.time = time.monotonic
         prctl.become_subreaper()
         self.daemon_id = daemon_id
         self.loop = EventLoop()
-        self.ops = LinuxOps(daemon_id, use_cgroups=use_cgroups)
+        self.ops = LinuxOps(daemon_id, use_cgroups=use_cgroups, cgroup_root=cgroup_root or cgroups.ROOT)
         self.ops.install(self.loop)
         self.logs = MemoryLogFactory()
         self.bus = EventBus()
