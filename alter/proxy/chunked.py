@@ -113,21 +113,25 @@ def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
 
 
-_FAST_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_FAST_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")
 
 
 def scan_chunked(data: bytes, pos: int) -> int:
     """Fast path: index just past a complete chunked body starting at `pos` that uses no chunk
     extensions and no trailers; -1 when incomplete or unusual (then ChunkedScanner decides)."""
     n = len(data)
+    match = _FAST_SIZE.match
     while pos < n:
-        e = data.find(b"\r\n", pos, pos + 18)
-        if e < 0 or _FAST_SIZE.fullmatch(data, pos, e) is None:
+        m = match(data, pos)
+        if m is None:
             return -1
-        size = int(data[pos:e], 16)
-        if size == 0:
-            return e + 4 if data[e + 2 : e + 4] == b"\r\n" else -1
-        pos = e + 2 + size
+        size = int(m.group(1), 16)
+        pos = m.end()
+        if not size:
+            return pos + 2 if data[pos : pos + 2] == b"\r\n" else -1
+        pos += size
+        if data[pos : pos + 7] == b"\r\n0\r\n\r\n":  # CRLF, then the last chunk: done
+            return pos + 7
         if data[pos : pos + 2] != b"\r\n":
             return -1
         pos += 2

@@ -142,10 +142,11 @@ def parse_request(buf: bytes, end: int) -> Request:
         _diagnose(buf, end)
         raise HttpError(400, "malformed request head")
     method, target, minor = m.groups()
-    line_end = buf.find(b"\r\n") + 2
+    line_end = m.end(3) + 2  # just past the request line's CRLF
     if line_end > MAX_LINE:
         raise HttpError(414, f"request line is longer than {MAX_LINE} bytes")
-    if buf.count(b"\r\n", line_end, stop) - 1 > MAX_HEADERS:
+    # A header line takes at least 4 bytes ("a:" CRLF): a short head cannot hold too many.
+    if stop - line_end > 4 * MAX_HEADERS and buf.count(b"\r\n", line_end, stop) - 1 > MAX_HEADERS:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
     req = Request()
     req.method = method

@@ -351,12 +351,16 @@ class HttpConn(Relay):
                 try:
                     up = UpstreamConn(reactor, target)
                 except OSError:
-                    target.failures += 1
-                    target.failed_until = reactor.now + FAIL_HOLD
+                    if not target.probing:
+                        target.failures += 1
+                        target.failed_until = reactor.now + FAIL_HOLD
                     nxt = self.site.balancer.pick(reactor.now, exclude=target)
                     self.tries += 1
                     if nxt is None or self.tries >= MAX_TRIES:
-                        self.fail(502, f"could not connect to any instance of worker {self.site.name!r}")
+                        if target.probing:  # a standby that is not listening yet: nothing accepts
+                            self.reject(503, f"worker {self.site.name!r} has no instance accepting connections")
+                        else:
+                            self.fail(502, f"could not connect to any instance of worker {self.site.name!r}")
                         return
                     target = nxt
                     continue

@@ -283,18 +283,14 @@ class ProxyManager:
     def _targets(self, entry: _Worker) -> List[Dict[str, Any]]:
         out = []
         for key, u in entry.desired.items():
-            if key not in entry.live:
-                continue
             draining = key in entry.draining or u.state == UpstreamState.DRAINING.value
-            out.append(
-                {
-                    "index": u.index,
-                    "host": u.host,
-                    "port": u.port,
-                    "kind": u.kind,
-                    "state": "draining" if draining else "live",
-                }
-            )
+            if key in entry.live:
+                state = "draining" if draining else "live"
+            elif not draining and self.prober.probing(entry.name, key):
+                state = "probing"  # a standby: tried only while nothing is live (upstream.Balancer)
+            else:
+                continue
+            out.append({"index": u.index, "host": u.host, "port": u.port, "kind": u.kind, "state": state})
         return out
 
     def _push_upstreams(self, entry: _Worker, handle: Optional[ProcHandle] = None) -> None:
@@ -319,11 +315,12 @@ class ProxyManager:
         wait = (opts["drain_timeout"] if timeout_ms is None else timeout_ms) / 1000.0
         now = self.loop.time()
         hard = now + max(wait, opts["upstream_timeout"] / 1000.0 + 1.0)
+        # A target still on probation may have had standby traffic: wait for the processes' reports too.
+        live = [k for k in keys if k in entry.live or self.prober.probing(worker, k)]
         for key in keys:
             self._stop_probe(entry, key)
             entry.draining.add(key)
             self.reports.pop((worker, key), None)
-        live = [k for k in keys if k in entry.live]
         if not live:
             self.loop.call_soon(on_drained, True)
             return
@@ -381,9 +378,10 @@ class ProxyManager:
 
     def _on_ready(self, handle: ProcHandle) -> None:
         for entry in self.workers.values():
+            # Upstreams first: a process that starts serving a listener already knows where to send.
+            self._push_upstreams(entry, handle)
             if entry.groups or entry.vanguard:
                 self._push_config(handle, entry)
-            self._push_upstreams(entry, handle)
 
     def _on_exit(self, handle: ProcHandle) -> None:
         for reports in self.reports.values():

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 RECV = 65536
 MAX_TRIES = 3
+HEAD_CACHE = 64  # response heads remembered per worker per proxy process
 R_HEAD, R_BODY, R_DONE = range(3)
 _HOP = http1.RESP_HOP
 
@@ -94,12 +95,16 @@ class Relay:
 
     def up_connect_failed(self, up: UpstreamConn, err: int) -> None:
         target = up.target
-        target.failures += 1
-        target.failed_until = self.reactor.now + FAIL_HOLD
+        if not target.probing:
+            target.failures += 1
+            target.failed_until = self.reactor.now + FAIL_HOLD
         data = up.out
         self.release(False)
         self.tries += 1
         nxt = self.site.balancer.pick(self.reactor.now, exclude=target)
+        if (nxt is None or self.tries >= MAX_TRIES) and target.probing and not self.replaying:
+            self.reject(503, f"worker {self.site.name!r} has no instance accepting connections")
+            return
         if nxt is None or self.tries >= MAX_TRIES or self.replaying:
             # A replay that finds its instance gone stops here: the request may be what killed it,
             # and sending it on would take the next instance down too ("query of death").
@@ -172,6 +177,8 @@ class Relay:
     def resp_head(self, data: bytes) -> None:
         req = self.req
         assert req is not None
+        site = self.site
+        heads = site.resp_heads
         while True:
             end = data.find(b"\r\n\r\n")
             if end < 0:
@@ -180,12 +187,26 @@ class Relay:
                 else:
                     self.rbuf = data
                 return
+            # An instance sends the same head again and again (only Date changes, once a second): its
+            # parse and hop-by-hop stripping are remembered, keyed by the exact bytes.
+            raw = data[:end]
+            hit = heads.get(raw)
+            if hit is not None and req.method != b"HEAD":
+                resp, head = hit
+                break
             try:
                 resp = http1.parse_response(data, end, req.method == b"HEAD")
             except http1.BadResponse as exc:
                 self.bad_gateway(str(exc))
                 return
             if resp.status >= 200 or resp.status == 101:
+                head = _HOP.sub(b"", raw)
+                if resp.drop:
+                    head = http1.strip_headers(head, resp.drop, _HOP)
+                if resp.status != 101 and req.method != b"HEAD":  # parsed differently: never cached
+                    if len(heads) >= HEAD_CACHE:
+                        heads.clear()
+                    heads[raw] = (resp, head)
                 break
             if req.version == 1:  # interim (100 Continue, 103...): relay to HTTP/1.1 clients
                 self.to_client(data[: end + 4])
@@ -194,14 +215,10 @@ class Relay:
             data = data[end + 4 :]
             if not data:
                 return
-        site = self.site
         status = resp.status
         counts = site.status
         counts[status] = counts.get(status, 0) + 1
         self.resp = resp
-        head = _HOP.sub(b"", data[:end])
-        if resp.drop:
-            head = http1.strip_headers(head, resp.drop, _HOP)
         if status == 101:
             if req.upgrade != b"websocket":
                 self.bad_gateway("unexpected 101 Switching Protocols")

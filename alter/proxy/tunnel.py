@@ -26,6 +26,8 @@ CHUNK = 65536
 HAVE_SPLICE = hasattr(os, "splice")
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_NOT_OUT = ~OUT
+_HANGUP = ~(OUT | IN)
 
 
 class Half:
@@ -109,6 +111,8 @@ class Half:
                     self.eof = True
                     return self.flush()
                 self.inpipe += n
+                if n < CHUNK:  # the socket is drained: no EAGAIN round trip (epoll is level-triggered)
+                    return self.flush()
             else:
                 try:
                     data = self.src.recv(CHUNK)
@@ -120,6 +124,8 @@ class Half:
                     self.eof = True
                     return self.flush()
                 self.pending = data
+                if len(data) < CHUNK and not self.tls_src:  # drained (TLS may hold decrypted bytes: loop)
+                    return self.flush()
             if not self.flush():
                 return False
             if self.blocked:
@@ -179,11 +185,14 @@ class Tunnel:
     def update(self) -> None:
         if self.closed:
             return
-        if self.ab.eof and self.ba.eof and not self.ab.blocked and not self.ba.blocked:
+        ab, ba = self.ab, self.ba
+        ab_blocked = ab.pending or ab.inpipe  # (the properties, inlined: this runs on every event)
+        ba_blocked = ba.pending or ba.inpipe
+        if ab.eof and ba.eof and not ab_blocked and not ba_blocked:
             self.close()
             return
-        ma = (IN if self.ab.reading else 0) | (OUT if self.ba.blocked else 0)
-        mb = (IN if self.ba.reading else 0) | (OUT if self.ab.blocked else 0)
+        ma = (0 if ab.eof or ab_blocked else IN) | (OUT if ba_blocked else 0)
+        mb = (0 if ba.eof or ba_blocked else IN) | (OUT if ab_blocked else 0)
         if ma != self.ma:
             self.ma = ma
             self.reactor.modify(self.fa, ma)
@@ -195,14 +204,14 @@ class Tunnel:
         if self.closed:
             return
         ok = True
-        if ev & OUT and writer.blocked:
-            was_blocked = True
+        if ev & OUT and (writer.pending or writer.inpipe):
             ok = writer.flush()
-            if ok and was_blocked and not writer.blocked and writer.tls_src:
+            if ok and writer.tls_src and not writer.blocked:
                 self.reactor.call_soon(self._resume, writer)
-        if ok and ev & ~OUT and reader.reading:
+        reading = not reader.eof and not reader.pending and not reader.inpipe
+        if ok and ev & _NOT_OUT and reading:
             ok = reader.pump()
-        elif ok and ev & ~(OUT | IN) and not reader.reading:
+        elif ok and ev & _HANGUP and not reading:
             ok = False  # error/hangup on a side we are not reading: the peer is gone
         if not ok:
             self.close()

@@ -33,7 +33,7 @@ class Target:
 
     __slots__ = (
         "index", "host", "port", "addr", "family", "draining", "removed", "idle", "inflight", "tunnels",
-        "requests", "failures", "failed_until", "kind",
+        "requests", "failures", "failed_until", "kind", "probing",
     )  # fmt: skip
 
     def __init__(self, index: int, host: str, port: int, kind: str = "port") -> None:
@@ -45,6 +45,7 @@ class Target:
         self.addr = (host, port)
         self.draining = False
         self.removed = False
+        self.probing = False  # started, not admitted yet: tried only when no target is live (see Balancer)
         self.idle: List[UpstreamConn] = []
         self.inflight = 0  # HTTP exchanges in progress
         self.tunnels = 0  # WebSocket / TCP tunnels open
@@ -82,7 +83,7 @@ class Target:
             "index": self.index,
             "host": self.host,
             "port": self.port,
-            "state": "draining" if self.draining else "live",
+            "state": "draining" if self.draining else "probing" if self.probing else "live",
             "inflight": self.inflight,
             "tunnels": self.tunnels,
             "active": self.inflight + self.tunnels,
@@ -93,11 +94,18 @@ class Target:
 
 
 class Balancer:
-    """Round-robin over live targets (per request for HTTP, per connection for TCP/WS)."""
+    """Round-robin over live targets (per request for HTTP, per connection for TCP/WS).
+
+    Targets still being probed (the daemon started the instance, its admission probe has not connected
+    yet) are a standby list: used only while no target is live, so a request arriving between "the
+    program listens" and "the probe noticed" is served instead of answered 503.  A standby target that
+    refuses the connection is not up yet: when every one refuses, the answer is 503 (nothing accepts).
+    """
 
     def __init__(self) -> None:
         self.targets: Dict[str, Target] = {}
         self.live: List[Target] = []
+        self.standby: List[Target] = []
         self.rr = 0
 
     def update(self, specs: List[Dict[str, Any]]) -> List[Target]:
@@ -109,7 +117,9 @@ class Balancer:
             if target is None:
                 target = Target(int(spec["index"]), str(spec["host"]), int(spec["port"]), spec.get("kind", "port"))
             target.index = int(spec["index"])
-            target.draining = spec.get("state") == "draining"
+            state = spec.get("state")
+            target.draining = state == "draining"
+            target.probing = state == "probing"
             if target.draining:
                 target.close_idle()
             seen[key] = target
@@ -118,14 +128,27 @@ class Balancer:
             t.removed = True
             t.close_idle()
         self.targets = seen
-        self.live = sorted((t for t in seen.values() if not t.draining), key=lambda t: (t.index, t.port))
+        ordered = sorted(seen.values(), key=lambda t: (t.index, t.port))
+        self.live = [t for t in ordered if not t.draining and not t.probing]
+        self.standby = [t for t in ordered if t.probing]
         return removed
 
     def pick(self, now: float, exclude: Optional[Target] = None) -> Optional[Target]:
         live = self.live
         n = len(live)
         if n == 0:
-            return None
+            live = [t for t in self.standby if t is not exclude]
+            if not live:
+                return None
+            self.rr = (self.rr + 1) % len(live)
+            return live[self.rr]
+        rr = self.rr + 1
+        if rr >= n:
+            rr = 0
+        t = live[rr]
+        if t is not exclude and t.failed_until <= now:  # the common case: the next one is fine
+            self.rr = rr
+            return t
         fallback = None
         for _ in range(n):
             self.rr = (self.rr + 1) % n

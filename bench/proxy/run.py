@@ -1,17 +1,25 @@
-"""Proxy benchmark: apm's proxy against nginx, PM2 cluster mode and a direct connection, in one run.
+"""Proxy benchmark: apm's proxy (the real daemon) against nginx, PM2 cluster mode and a direct connection.
 
-    python3 bench/proxy/run.py                      # 10 s per case, 50 connections, 1 round
+    python3 build.py && python3 bench/proxy/run.py        # 10 s per case, 50 connections, 1 round
     python3 bench/proxy/run.py --duration 5 --rounds 2 --write-docs
 
-Two node hello-world instances (bench/proxy/hello.js) serve every case:
-  direct      wrk -> one instance
-  apm http    wrk -> apm's HTTP proxy (StandaloneProxy, one process per CPU) -> both instances, round-robin
+A private apm daemon from dist/apm (its own APM_HOME, control socket and SHIV_ROOT, no GUI) loads an
+apm.conf with one worker: bench/proxy/hello.js, `instances 2`, `server http://127.0.0.1:H,
+tcp://127.0.0.1:T`, `rolling true`.  The two node instances listen on the PORT apm gives them; their
+ports come from `apm info --json`, and every case but PM2 reaches THOSE two processes:
+  direct      wrk -> one of the two instances
+  apm http    wrk -> the daemon's proxy processes (one per CPU) -> both instances, round-robin per request
   nginx http  wrk -> nginx (2 workers, round-robin, upstream keepalive 64) -> both instances
   pm2         wrk -> PM2 cluster mode, 2 instances of the same script (node's cluster module shares the port)
-  apm tcp     wrk -> apm tcp:// listener -> both instances (per connection)
+  apm tcp     wrk -> apm's tcp:// listener -> both instances (per connection)
   nginx tcp   wrk -> nginx stream module -> both instances
-then: proxy RSS per 1,000 idle keep-alive connections (apm and nginx), and wrk against apm while both
-instances are replaced twice in a rolling restart (start new, wait until it accepts, drain old, stop old).
+then: proxy RSS per 1,000 idle keep-alive connections (apm and nginx), and wrk against apm while
+`apm restart hello` (a rolling restart through the CLI: start new, wait until it accepts, drain old, stop
+old, one instance at a time) runs, counting failed requests (socket errors + non-2xx: must be 0).
+
+"proxy CPU µs/req" is utime+stime of the proxy processes (apm's proxy processes, nginx's workers) over the
+timed run divided by the requests wrk completed: on a 2-core machine where wrk, node and the proxy share
+the CPUs, that is what decides throughput, and it is far less noisy than req/s on a shared machine.
 
 Needs wrk, nginx (+ libnginx-mod-stream) and node; PM2 comes from bench/common.py's private prefix (skipped
 if it cannot be installed).  Loopback only, every run bounded, everything started is stopped in `finally:`.
@@ -21,6 +29,7 @@ With --write-docs the "## Proxy" section of docs/benchmarks.md is replaced (othe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -39,10 +48,17 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from common import ensure_pm2, loadavg, log, machine, raise_nofile, rss_bytes, table  # noqa: E402
-
-from alter.proxy import PortAllocator, Upstream  # noqa: E402
-from alter.proxy.standalone import StandaloneProxy  # noqa: E402
+from common import (  # noqa: E402
+    Apm,
+    ensure_pm2,
+    loadavg,
+    log,
+    machine,
+    raise_nofile,
+    rss_bytes,
+    table,
+    wait_until,
+)
 
 HELLO = os.path.join(HERE, "hello.js")
 NGINX_CONF = """
@@ -114,16 +130,25 @@ def _percentile(out: str, q: str) -> float:
     return to_ms(m.group(1)) if m else float("nan")
 
 
-def cpu_ticks(pids: List[int]) -> float:
-    total = 0
+def cpu_ticks(pids: List[int]) -> Tuple[float, float]:
+    """(utime, stime) seconds summed over pids."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 parts = f.read().rsplit(")", 1)[1].split()
-            total += int(parts[11]) + int(parts[12])
+            user += int(parts[11])
+            system += int(parts[12])
         except OSError:
             pass
-    return total / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return user / tck, system / tck
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def nginx_workers(master: int) -> List[int]:
@@ -158,55 +183,72 @@ def idle_connections_rss(port: int, pids: List[int], count: int = 1000) -> float
 # --------------------------------------------------------------------------- the run
 
 
+APM_CONF = """
+worker hello {{
+    cmd       node {hello};
+    instances 2;
+    server    http://127.0.0.1:{http}, tcp://127.0.0.1:{tcp};
+    rolling   true;
+    rolling_delay 200;
+}}
+"""
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="apm-bench-proxy-")
-        self.ports = PortAllocator(cooldown=1.0)
-        self.nodes: Dict[int, subprocess.Popen] = {}
-        self.proxy: Optional[StandaloneProxy] = None
+        self.apm: Optional[Apm] = None
         self.nginx_pid: Optional[int] = None
         self.pm2: Optional[List[str]] = None
         self.pm2_env: Dict[str, str] = {}
 
-    def node(self) -> int:
-        port = self.ports.allocate("node")
-        self.nodes[port] = subprocess.Popen(["node", HELLO], env=dict(os.environ, PORT=str(port)))
-        wait_port(port)
-        return port
+    def info(self) -> Dict[str, Any]:
+        assert self.apm is not None
+        return dict(json.loads(self.apm.cli("info", "hello", "--json")))
 
-    def stop_node(self, port: int) -> None:
-        p = self.nodes.pop(port)
-        p.terminate()
-        p.wait(10)
+    def upstream_ports(self) -> List[int]:
+        """Ports of the running instances once the proxy has admitted both (live), else []."""
+        info = self.info()
+        ports = [int(i["port"]) for i in info.get("instances", []) if i.get("status") == "running" and i.get("port")]
+        ups = (info.get("proxy") or {}).get("upstreams", {})
+        live = {int(u["port"]) for u in ups.values() if u.get("state") == "live"}
+        return sorted(ports) if len(ports) == 2 and set(ports) <= live else []
+
+    def proxy_pids(self) -> List[int]:
+        procs = (self.info().get("proxy") or {}).get("processes", [])
+        return [int(p["pid"]) for p in procs if p.get("pid")]
 
     def start(self) -> Dict[str, int]:
-        p1, p2 = self.node(), self.node()
-        ports = {"p1": p1, "p2": p2}
-        # apm
-        self.proxy = StandaloneProxy(processes=self.args.processes)
-        self.proxy.wait_processes()
-        ports["apm_http"], ports["apm_tcp"] = self.ports.allocate("apm"), self.ports.allocate("apm")
-        ups = [Upstream(0, "127.0.0.1", p1), Upstream(1, "127.0.0.1", p2)]
-        self.proxy.configure("bench", [f"http://127.0.0.1:{ports['apm_http']}"])
-        self.proxy.set_upstreams("bench", ups)
-        self.proxy.configure("bench-tcp", [f"tcp://127.0.0.1:{ports['apm_tcp']}"])
-        self.proxy.set_upstreams("bench-tcp", ups)
-        # nginx
-        ports["nginx_http"], ports["nginx_tcp"] = self.ports.allocate("nginx"), self.ports.allocate("nginx")
-        conf = os.path.join(self.tmp, "nginx.conf")
+        ports = {"apm_http": free_port(), "apm_tcp": free_port()}
+        # apm: the real daemon from dist/apm, private home and socket, no GUI
+        self.apm = apm = Apm("proxy")
+        apm.env["APM_GUI_PORT"] = "0"
+        apm.cli("daemon", "--detach", timeout=60)
+        with open(os.path.join(apm.home, "state", "apm.pid")) as f:
+            apm.pid = int(f.read().strip())
+        conf = os.path.join(self.tmp, "apm.conf")
         with open(conf, "w") as f:
+            f.write(APM_CONF.format(hello=HELLO, http=ports["apm_http"], tcp=ports["apm_tcp"]))
+        apm.cli("load", conf)
+        p1, p2 = wait_until(self.upstream_ports, 30, 0.1, "both hello instances admitted by the proxy")
+        ports["p1"], ports["p2"] = p1, p2
+        wait_port(ports["apm_http"])
+        # nginx, in front of the same two instances
+        ports["nginx_http"], ports["nginx_tcp"] = free_port(), free_port()
+        nconf = os.path.join(self.tmp, "nginx.conf")
+        with open(nconf, "w") as f:
             f.write(NGINX_CONF.format(tmp=self.tmp, p1=p1, p2=p2, http=ports["nginx_http"], tcp=ports["nginx_tcp"]))
         subprocess.run(
-            ["nginx", "-e", os.path.join(self.tmp, "nginx-error.log"), "-c", conf, "-p", self.tmp], check=True
+            ["nginx", "-e", os.path.join(self.tmp, "nginx-error.log"), "-c", nconf, "-p", self.tmp], check=True
         )
         wait_port(ports["nginx_http"])
         with open(os.path.join(self.tmp, "nginx.pid")) as f:
             self.nginx_pid = int(f.read())
-        # pm2 cluster mode
+        # pm2 cluster mode (its own two processes: PM2's cluster module cannot front other programs)
         try:
             pm2 = ensure_pm2()
-            ports["pm2"] = self.ports.allocate("pm2")
+            ports["pm2"] = free_port()
             self.pm2_env = dict(os.environ, PM2_HOME=os.path.join(self.tmp, "pm2"), PORT=str(ports["pm2"]))
             self.pm2 = [pm2]
             subprocess.run([pm2, "start", HELLO, "-i", "2", "--name", "hello"], env=self.pm2_env, check=True,
@@ -226,34 +268,33 @@ class Bench:
                 os.kill(self.nginx_pid, signal.SIGQUIT)
             except ProcessLookupError:
                 pass
-        if self.proxy is not None:
-            self.proxy.close()
-        for port in list(self.nodes):
-            self.stop_node(port)
+        if self.apm is not None:
+            self.apm.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def rolling(self, port: int) -> Dict[str, Any]:
-        """wrk against apm while both instances are replaced twice; returns wrk's figures plus restarts done."""
-        assert self.proxy is not None
+        """wrk against apm while `apm restart hello` replaces both instances one at a time (as often as the
+        run allows); returns wrk's figures plus the number of rolling restarts completed."""
+        assert self.apm is not None
         result: Dict[str, Any] = {}
         runner = threading.Thread(target=lambda: result.update(wrk(port, self.args.duration, self.args.connections)))
         runner.start()
         time.sleep(1.0)
-        current = sorted(self.nodes)[:2]
         restarts = 0
-        deadline = time.monotonic() + self.args.duration - 1.5
-        while time.monotonic() < deadline and restarts < 4:
-            i = restarts % 2
-            new = self.node()
-            ups = [Upstream(j, "127.0.0.1", p) for j, p in enumerate(current)] + [Upstream(i, "127.0.0.1", new)]
-            self.proxy.set_upstreams("bench", ups)  # returns once the new instance accepts
-            assert self.proxy.drain("bench", i, port=current[i])
-            self.stop_node(current[i])
-            current[i] = new
-            self.proxy.set_upstreams("bench", [Upstream(j, "127.0.0.1", p) for j, p in enumerate(current)])
-            restarts += 1
-            time.sleep(0.5)
-        runner.join()
+        deadline = time.monotonic() + self.args.duration - 1.0
+        try:
+            while restarts < 3:
+                before = self.upstream_ports()
+                self.apm.cli("restart", "hello", timeout=120)  # returns once the rolling restart is done
+                wait_until(lambda b=before: (lambda p: p and not set(p) & set(b))(self.upstream_ports()), 30, 0.1,
+                           "both new instances live")  # fmt: skip
+                restarts += 1
+                if time.monotonic() + 3.0 > deadline:
+                    break
+        finally:
+            runner.join()
+        if time.monotonic() > deadline + 1.5:
+            log("warning: the restarts outlasted the wrk run: raise --duration for a fully covered restart")
         result["restarts"] = restarts
         return result
 
@@ -263,7 +304,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=1, help="repeat the throughput cases, report medians")
-    ap.add_argument("--processes", type=int, default=0, help="apm proxy processes (default: CPU count)")
+    ap.add_argument("--cases", default="", help="comma-separated subset, e.g. 'apm http,nginx http' (quick checks)")
     ap.add_argument("--write-docs", action="store_true", help="replace the Proxy section of docs/benchmarks.md")
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "node"):
@@ -273,11 +314,14 @@ def main() -> int:
     raise_nofile(65536)
     bench = Bench(args)
     load_before = loadavg()
+    only = {c.strip() for c in args.cases.split(",") if c.strip()}
+    mem_apm = mem_ngx = float("nan")
+    roll: Dict[str, Any] = {}
     try:
         ports = bench.start()
-        assert bench.proxy is not None
-        apm_pids = bench.proxy.pids()
+        apm_pids = bench.proxy_pids()
         ngx_pids = nginx_workers(bench.nginx_pid or 0)
+        log(f"instances on ports {ports['p1']} and {ports['p2']}; apm proxy pids {apm_pids}, nginx workers {ngx_pids}")
         cases: List[Tuple[str, str, List[int]]] = [
             ("direct (1 instance)", "p1", []),
             ("apm http", "apm_http", apm_pids),
@@ -289,15 +333,25 @@ def main() -> int:
         results: Dict[str, List[Dict[str, Any]]] = {}
         for rnd in range(args.rounds):
             for name, key, pids in cases:
-                if key not in ports:
+                if key not in ports or (only and name not in only):
                     continue
                 wrk(ports[key], 2.0, args.connections)  # warm-up: connections, pools, JIT
-                c0 = cpu_ticks(pids)
+                u0, s0 = cpu_ticks(pids)
                 r = wrk(ports[key], args.duration, args.connections)
-                r["cpu_us"] = 1e6 * (cpu_ticks(pids) - c0) / r["requests"] if pids and r["requests"] else None
+                u1, s1 = cpu_ticks(pids)
+                n = r["requests"]
+                r["cpu_us"] = 1e6 * (u1 - u0 + s1 - s0) / n if pids and n else None
+                r["cpu_split"] = (1e6 * (u1 - u0) / n, 1e6 * (s1 - s0) / n) if pids and n else None
                 results.setdefault(name, []).append(r)
+                split = r["cpu_split"]
                 log(
-                    f"round {rnd + 1} {name}: {r['rps']:.0f} req/s p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms errors {r['errors']}"
+                    f"round {rnd + 1} {name}: {r['rps']:.0f} req/s p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms "
+                    f"errors {r['errors']}"
+                    + (
+                        f"; proxy CPU {r['cpu_us']:.1f} µs/req (user {split[0]:.1f} sys {split[1]:.1f})"
+                        if split
+                        else ""
+                    )
                 )
         med = {
             name: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
@@ -307,11 +361,16 @@ def main() -> int:
             med[name]["errors"] = sum(r["errors"] for r in rs)
             cpus = [r["cpu_us"] for r in rs if r.get("cpu_us")]
             med[name]["cpu_us"] = statistics.median(cpus) if cpus else None
-        log("idle keep-alive connections")
-        mem_apm = idle_connections_rss(ports["apm_http"], apm_pids)
-        mem_ngx = idle_connections_rss(ports["nginx_http"], ngx_pids)
-        log("rolling restart under load")
-        roll = bench.rolling(ports["apm_http"])
+        if not only or "memory" in only:
+            log("idle keep-alive connections")
+            mem_apm = idle_connections_rss(ports["apm_http"], apm_pids)
+            mem_ngx = idle_connections_rss(ports["nginx_http"], ngx_pids)
+        if not only or "rolling" in only:
+            log("rolling restart under load (apm restart hello)")
+            roll = bench.rolling(ports["apm_http"])
+            log(
+                f"rolling: {roll.get('restarts')} restart(s), {roll.get('rps', 0):.0f} req/s, errors {roll.get('errors')}"
+            )
     finally:
         bench.close()
     report = render(med, mem_apm, mem_ngx, roll, args, load_before)
@@ -340,8 +399,8 @@ def render(med: Dict[str, Dict[str, Any]], mem_apm: float, mem_ngx: float, roll:
     return "\n".join([
         f"Run {time.strftime('%Y-%m-%d %H:%M')}: {machine()}; load average before the run {load_before}, after "
         f"{loadavg()}. wrk -t2 -c{args.connections} -d{args.duration:g}s (after a 2 s warm-up), {args.rounds} round(s), "
-        "medians; two node hello-world instances behind every proxy; apm with "
-        f"{args.processes or os.cpu_count()} proxy processes.",
+        "medians; the same two node hello-world instances (run by apm) behind apm, nginx and the direct case; "
+        f"apm's daemon from dist/apm with {os.cpu_count()} proxy processes.",
         "",
         table(head, rows),
         "",
@@ -350,7 +409,8 @@ def render(med: Dict[str, Dict[str, Any]], mem_apm: float, mem_ngx: float, roll:
                ["nginx, 1,000 connections", f"{mem_ngx:,.0f} KiB ({mem_ngx / 1000:.1f} KiB each)"]]),
         "",
         table(["rolling restart under load (apm http)", "value"],
-              [["instances replaced (start new, wait for accept, drain old, stop old)", str(roll.get("restarts", 0))],
+              [["`apm restart hello` runs (each replaces both instances: start new, wait for accept, drain old, "
+                "stop old)", str(roll.get("restarts", 0))],
                ["req/s during the restarts", f"{roll.get('rps', 0):,.0f}"],
                ["p99 ms", f"{roll.get('p99', float('nan')):.2f}"],
                ["failed requests (socket errors + non-2xx)", str(roll.get("errors", "n/a"))]]),

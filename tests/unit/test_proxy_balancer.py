@@ -53,6 +53,25 @@ def test_failed_targets_are_skipped_unless_nothing_else() -> None:
     assert b.pick(11.0, exclude=bad).port == 1002
 
 
+def test_probing_targets_are_standby_only_while_nothing_is_live() -> None:
+    b = Balancer()
+    probing = [{"index": 0, "host": "127.0.0.1", "port": 1001, "state": "probing"},
+               {"index": 1, "host": "127.0.0.1", "port": 1002, "state": "probing"}]  # fmt: skip
+    b.update(probing)
+    assert b.live == [] and {t.port for t in b.standby} == {1001, 1002}
+    assert {b.pick(0.0).port for _ in range(4)} == {1001, 1002}  # nothing live: try the standbys
+    first = b.targets["127.0.0.1:1001"]
+    assert b.pick(0.0, exclude=first).port == 1002
+    assert b.targets["127.0.0.1:1001"].snapshot()["state"] == "probing"
+    b.update([probing[0], {**probing[1], "state": "live"}])  # 1002 admitted
+    assert b.targets["127.0.0.1:1001"] is first  # same object across the promotion
+    assert {b.pick(0.0).port for _ in range(6)} == {1002}  # a live one exists: standby untouched
+    b.update([{**probing[0], "state": "live"}, {**probing[1], "state": "live"}])
+    assert not first.probing and {b.pick(0.0).port for _ in range(4)} == {1001, 1002}
+    b.update([{**probing[0], "state": "draining"}])
+    assert b.pick(0.0) is None  # draining is never a standby
+
+
 def test_port_allocator_never_repeats_and_cools_down() -> None:
     now = [0.0]
     free = {20000, 20001, 20002}
