@@ -27,6 +27,7 @@ PAGES = [
     ("worker", "#/workers/shop-api"),
     ("worker-logs", "#/workers/shop-api?tab=logs"),
     ("worker-config", "#/workers/shop-api?tab=config"),
+    ("worker-history", "#/workers/flaky?tab=history"),
     ("new-worker", "#/new"),
     ("live-logs", "#/logs/shop-api"),
     ("log-library", "#/library"),
@@ -35,6 +36,7 @@ PAGES = [
     ("settings-general", "#/settings/general"),
     ("settings-appearance", "#/settings/ui"),
     ("settings-security", "#/settings/security"),
+    ("settings-alerts", "#/settings/alerts"),
 ]
 TALKER = "import time,sys\nn=0\nwhile True:\n    n+=1\n    print(f'GET /api/items/{n} 200 {n%7}ms', flush=True)\n    time.sleep(0.5)\n"
 
@@ -138,7 +140,20 @@ def test_server_info_answers_even_without_internet(gui, page):
     gui.admin.patch("/api/v1/settings", {"general": {"latency_targets": ["8.8.8.8:443", "1.1.1.1:443", "9.9.9.9:443"]}})
 
 
-PHONE_PAGES = {"workers", "worker", "new-worker", "live-logs", "log-library", "server-info", "settings-appearance"}
+PHONE_PAGES = {
+    "workers",
+    "worker",
+    "worker-history",
+    "new-worker",
+    "live-logs",
+    "log-library",
+    "log-volume",
+    "server-info",
+    "settings-general",
+    "settings-appearance",
+    "settings-security",
+    "settings-alerts",
+}
 VARIANTS = [("dark", False), ("light", False), ("dark", True), ("light", True)]
 
 

@@ -10,7 +10,7 @@
 
 const BASE = '/api/v1';
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-const STREAM_EVENTS = ['hello', 'snapshot', 'workers', 'removed', 'stats', 'log', 'notify', 'resync', 'bye', 'logout', 'locked'];
+const STREAM_EVENTS = ['hello', 'snapshot', 'workers', 'removed', 'stats', 'log', 'notify', 'settings', 'resync', 'bye', 'logout', 'locked'];
 
 export class ApiError extends Error {
   constructor(status, payload, fallback = '') {
@@ -187,6 +187,12 @@ export class Api extends EventTarget {
   history(name, range = '1h') {
     return this.get(`/workers/${enc(name)}/history`, { range });
   }
+  /** Restart history: `{worker, events: [{time, instance, kind, pid, exit_code, signal, reason, uptime}]}`,
+   *  newest first.  Resolves to null while the daemon does not offer it (no `events` in the answer). */
+  async restartHistory(name, limit = 100) {
+    const data = await this.get(`/workers/${enc(name)}/history`, { limit });
+    return data && Array.isArray(data.events) ? data : null;
+  }
   workerSchema() {
     return this.get('/schema/worker');
   }
@@ -209,6 +215,13 @@ export class Api extends EventTarget {
   }
   volume(params) {
     return this.get('/logs/volume', params);
+  }
+  alerts() {
+    return this.get('/logs/alerts');
+  }
+  /** Replace every log alert (the daemon validates all first: a bad one changes nothing). */
+  setAlerts(alerts) {
+    return this.put('/logs/alerts', { alerts });
   }
   /** A plain link target for the browser to download (the cookie authenticates it). */
   downloadUrl(name, strip = true) {

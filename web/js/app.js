@@ -72,8 +72,8 @@ class App {
     this.activity = new Activity(this);
     this.toasts = new Toasts(document.body);
     applyUi(this.settings.values.ui);
-    window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.applySettings());
-    this.settings.addEventListener('change', () => this.applySettings());
+    window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.applySettings({}));
+    this.settings.addEventListener('change', (ev) => this.applySettings(ev.detail));
     this.wire();
   }
 
@@ -237,6 +237,7 @@ class App {
       if (this.shell) this.shell.setHostLoad(d.host);
     });
     on('log', (d) => this.view && this.view.onLog && this.view.onLog(d));
+    on('settings', (d) => this.settings.receive(d));
     on('notify', (d) => {
       this.notices.add(d);
       if (d.level === 'error' || d.kind === 'alert') this.toasts.show(d.message, { tone: d.level === 'error' ? 'err' : 'warn' });
@@ -436,10 +437,13 @@ class App {
     return values;
   }
 
-  applySettings() {
+  /** Settings changed (`detail.remote`: in another tab or browser, pushed on the stream). */
+  applySettings(detail = {}) {
     applyUi(this.settings.values.ui || {});
     invalidateColors();
-    if (this.view && this.view.settingsChanged) this.view.settingsChanged();
+    if (this.view && this.view.settingsChanged) this.view.settingsChanged(detail);
+    const timeout = this.settings.get('security', 'lock_timeout', null);
+    if (detail.remote && this.shell && !this.lock && timeout != null && timeout !== this.activity.timeout) this.activity.start({ lock_timeout: timeout });
     if (this.shell) this.updateStream();
   }
 }

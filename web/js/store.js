@@ -194,15 +194,35 @@ export class SettingsModel extends EventTarget {
     return s[key] === undefined ? fallback : s[key];
   }
 
-  set(values) {
+  /** New values from this page (a fetch or its own save).  `remote` marks a change made
+   *  elsewhere (another tab, browser or API client) that reached us on the live stream. */
+  set(values, remote = false) {
     this.values = values;
     try {
       localStorage.setItem(UI_CACHE, JSON.stringify(values.ui || {}));
     } catch {
       /* storage may be disabled */
     }
-    this.dispatchEvent(new CustomEvent('change', { detail: { values } }));
+    this.dispatchEvent(new CustomEvent('change', { detail: { values, remote } }));
   }
+
+  /** The stream's `settings` event (the masked object GET /settings returns), pushed on every
+   *  change.  The echo of this page's own save carries what it already has and changes nothing.
+   *  Returns whether anything changed. */
+  receive(values) {
+    if (!values || typeof values !== 'object' || Array.isArray(values)) return false;
+    const next = { general: {}, ui: {}, security: {}, ...values };
+    if (stableJson(next) === stableJson(this.values)) return false;
+    this.set(next, true);
+    return true;
+  }
+}
+
+/** JSON with object keys sorted, so equal values compare equal whatever their key order. */
+export function stableJson(v) {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`).join(',')}}`;
+  return JSON.stringify(v === undefined ? null : v);
 }
 
 function readCachedUi() {

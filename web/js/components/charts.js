@@ -168,9 +168,13 @@ export class LineChart {
     ctx.textBaseline = 'top';
     ctx.fillStyle = c.faint;
     const ticks = Math.max(2, Math.min(6, Math.floor(pw / 110)));
+    let last = '';
     for (let i = 0; i <= ticks; i += 1) {
       const t = t0 + (span * i) / ticks;
-      ctx.fillText(this.timeFormat(t, false, span), Math.min(g.w - 30, Math.max(g.left + 20, xOf(t))), g.h - g.bottom + 7);
+      const text = this.timeFormat(t, false, span);
+      if (text === last) continue; // a short span: several ticks in one second / minute
+      last = text;
+      ctx.fillText(text, Math.min(g.w - 30, Math.max(g.left + 20, xOf(t))), g.h - g.bottom + 7);
     }
     const grad = ctx.createLinearGradient(0, g.top, 0, g.top + ph);
     grad.addColorStop(0, withAlpha(stroke, 0.28));

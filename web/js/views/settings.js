@@ -1,6 +1,8 @@
 // Settings: General and UI are built from the settings table (GET /settings/schema),
 // with a few richer widgets (theme, accent, font size, columns); Security holds the
-// password, PIN, lock timeout and API tokens.  Every change saves at once.
+// password, PIN, lock timeout and API tokens; Log Alerts (views/alerts.js) the log
+// alert patterns.  Every change saves at once, and changes made elsewhere (another tab,
+// browser or API client) arrive on the live stream and redraw the open section.
 import { h, nextId, replace, setText } from '../dom.js';
 import { icon } from '../icons.js';
 import * as fmt from '../format.js';
@@ -8,8 +10,10 @@ import { segmented, spinner, switchInput } from '../components/bits.js';
 import { strengthMeter } from '../components/strength.js';
 import { openDialog } from '../components/modal.js';
 import { COLUMN_LABELS } from '../components/worker-table.js';
+import { stableJson } from '../store.js';
+import { AlertsPanel } from './alerts.js';
 
-const TABS = [['general', 'General', 'settings'], ['ui', 'Appearance', 'monitor'], ['security', 'Security', 'shield']];
+const TABS = [['general', 'General', 'settings'], ['ui', 'Appearance', 'monitor'], ['security', 'Security', 'shield'], ['alerts', 'Log Alerts', 'bell']];
 const ACCENTS = ['#3b82f6', '#6366f1', '#8b5cf6', '#ec4899', '#ef4444', '#f97316', '#eab308', '#22c55e', '#14b8a6', '#06b6d4'];
 const LOCK_CHOICES = [[0, 'Never'], [300, '5 minutes'], [600, '10 minutes'], [900, '15 minutes'], [1800, '30 minutes'], [3600, '1 hour']];
 const GENERAL_GROUPS = [
@@ -43,6 +47,20 @@ export class SettingsView {
 
   destroy() {
     for (const off of this.offs) off();
+    if (this.alertsPanel) this.alertsPanel.destroy();
+  }
+
+  /** A change pushed from another tab or browser: redraw the open section when its values
+   *  changed, unless the user is typing in it (then the next visit shows them). */
+  settingsChanged(detail = {}) {
+    // While this page saves, the stream may bring the change before the PATCH answers: that
+    // is our own echo, and redrawing would drop the "Saved" note.
+    if (!detail.remote || this.tab === 'alerts' || !this.panel || this.saving) return;
+    const now = stableJson(this.app.settings.values[this.tab] || {});
+    if (now === this.shown) return;
+    const active = document.activeElement;
+    if (active && this.panel.contains(active) && active.matches('input:not([type=checkbox]):not([type=radio]):not([type=range]), textarea')) return;
+    this.render();
   }
 
   update(route) {
@@ -64,9 +82,18 @@ export class SettingsView {
         return;
       }
     }
+    this.shown = stableJson(app.settings.values[this.tab] || {});
     if (this.tab === 'general') this.renderGeneral();
     else if (this.tab === 'ui') this.renderUi();
+    else if (this.tab === 'alerts') this.renderAlerts();
     else this.renderSecurity();
+  }
+
+  renderAlerts() {
+    if (this.alertsPanel) this.alertsPanel.destroy();
+    this.alertsPanel = new AlertsPanel(this.app);
+    replace(this.panel, this.alertsPanel.el);
+    this.alertsPanel.mount();
   }
 
   entry(section, key) {
@@ -75,8 +102,10 @@ export class SettingsView {
 
   async save(section, key, value, status) {
     if (status) setText(status, 'Saving…');
+    this.saving = (this.saving || 0) + 1;
     try {
       await this.app.saveSettings({ [section]: { [key]: value } });
+      this.shown = stableJson(this.app.settings.values[this.tab] || {});
       if (status) {
         status.className = 'save-status ok';
         setText(status, 'Saved');
@@ -91,6 +120,8 @@ export class SettingsView {
         this.app.toasts.error(err);
       }
       return false;
+    } finally {
+      this.saving -= 1;
     }
   }
 

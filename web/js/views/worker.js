@@ -11,7 +11,9 @@ import { action, showsStart } from '../actions.js';
 import { workerSchema } from './editor.js';
 
 const TABS = [['overview', 'Overview'], ['logs', 'Logs'], ['config', 'Config'], ['history', 'History']];
-const HISTORY_KINDS = { crash: 'error', failed: 'error', errored: 'error', restart: 'warning', start: 'info', stop: 'info', alert: 'warning' };
+const HISTORY_LIMIT = 100;
+// Restart history kinds -> status tone (the colours of the status pills).
+const RESTART_TONES = { start: 'ok', exit: 'muted', crash: 'err', restart: 'warn', stop: 'muted', backoff: 'pending', failed: 'err' };
 
 function timeFmt(t, long, span = 3600) {
   if (long) return fmt.datetime(t);
@@ -70,9 +72,11 @@ export class WorkerView {
       listen(app.workers, 'change', (ev) => { if (ev.detail.names.includes(this.name)) this.render(); }),
       listen(app.workers, 'reset', () => this.render()),
       listen(app.workers, 'stats', () => this.onStats()),
-      listen(app.notices, 'change', () => { if (this.tab === 'history') this.renderHistory(); }),
     );
-    this.timer = setInterval(() => this.renderFacts(), 1000);
+    this.timer = setInterval(() => {
+      this.renderFacts();
+      this.tickHistory();
+    }, 1000);
     this.showTab(this.tab);
     this.render();
   }
@@ -80,6 +84,8 @@ export class WorkerView {
   destroy() {
     for (const off of this.offs) off();
     clearInterval(this.timer);
+    clearTimeout(this.histTimer);
+    this.histBody = null;
     for (const c of [this.cpuChart, this.memChart]) if (c) c.destroy();
   }
 
@@ -123,7 +129,7 @@ export class WorkerView {
       this[`build_${tab}`](panel);
     }
     for (const [id, p] of Object.entries(this.panels)) p.hidden = id !== tab;
-    if (tab === 'history') this.renderHistory();
+    if (tab === 'history' && (this.histStale || !this.histLoaded)) this.loadRestarts();
     if (tab === 'logs' && this.logView) this.logView.setFollow(this.logView.follow);
   }
 
@@ -232,34 +238,103 @@ export class WorkerView {
   }
 
   build_history(panel) {
-    this.historyList = h('ol', { class: 'timeline' });
-    this.exitsBody = h('div', { class: 'exits' });
-    panel.append(h('h2', { class: 'section-title', text: 'Last exits' }), this.exitsBody,
-      h('h2', { class: 'section-title', text: 'Events' }),
-      h('p', { class: 'muted', text: 'Starts, stops, crashes and restarts seen by this daemon (the latest 200 events of all workers).' }),
-      h('div', { class: 'card' }, this.historyList));
+    this.histSummary = h('div', { class: 'hist-summary' });
+    this.histBody = h('div', { class: 'hist-body' }, h('div', { class: 'loading' }, spinner(), ' Loading the restart history…'));
+    panel.append(
+      h('div', { class: 'section-row' },
+        h('h2', { class: 'section-title', text: 'Restart history' }),
+        h('div', { class: 'btn-row' }, this.histSummary,
+          h('button', { type: 'button', class: 'btn btn-sm btn-ghost', onclick: () => this.loadRestarts() }, icon('reload'), 'Refresh'))),
+      h('p', { class: 'muted small', text: 'Starts, exits, crashes, restarts and stops of every instance, newest first. It refreshes when the worker changes state.' }),
+      this.histBody);
   }
 
+  /** The restart history is fetched when the History tab shows and again (debounced) when
+   *  the worker changes state on the stream; hidden, it is only marked stale. */
   renderHistory() {
-    if (!this.historyList) return;
-    const w = this.currentWorker();
-    const items = this.app.notices.forWorker(this.name);
-    if (!items.length) {
-      replace(this.historyList, h('li', { class: 'timeline-empty', text: 'No events yet.' }));
-    } else {
-      replace(this.historyList, items.map((n) => h('li', { class: `tl-item lvl-${HISTORY_KINDS[n.kind] || n.level}` },
-        h('span', { class: 'tl-dot' }), h('span', { class: 'tl-time', text: fmt.datetime(n.ts) }),
-        h('span', { class: 'chip', text: n.kind }), h('span', { class: 'tl-msg', text: n.message }))));
+    if (!this.histBody) return;
+    if (this.tab !== 'history') {
+      this.histStale = true;
+      return;
     }
-    if (!w) return;
-    const exits = (w.instances || []).filter((i) => i.last_exit);
-    replace(this.exitsBody, exits.length ? h('div', { class: 'card table-card' }, h('table', { class: 'itable' },
-      h('thead', null, h('tr', null, ['Instance', 'Exit', 'Ran for', 'When', 'Restarts (clean / error)'].map((t) => h('th', { scope: 'col', text: t })))),
-      h('tbody', null, exits.map((i) => h('tr', null,
-        h('td', { text: `#${i.index}` }), h('td', { text: exitText(i.last_exit) }),
-        h('td', { text: i.last_exit.runtime_ms != null ? fmt.duration(i.last_exit.runtime_ms / 1000) : '–' }),
-        h('td', { text: i.last_exit.at ? fmt.datetime(i.last_exit.at) : '–' }),
-        h('td', { text: `${i.restarts.clean} / ${i.restarts.error}` })))))) : h('p', { class: 'muted', text: 'No instance has exited yet.' }));
+    clearTimeout(this.histTimer);
+    this.histTimer = setTimeout(() => {
+      if (this.tab === 'history') this.loadRestarts();
+      else this.histStale = true;
+    }, this.histLoaded ? 400 : 0);
+  }
+
+  async loadRestarts() {
+    if (!this.histBody) return;
+    this.histStale = false;
+    const seq = (this.histSeq = (this.histSeq || 0) + 1);
+    let data;
+    try {
+      data = await this.app.api.restartHistory(this.name, HISTORY_LIMIT);
+    } catch (err) {
+      if (seq !== this.histSeq || !this.histBody) return;
+      if (err.status === 401 || err.status === 423) return;
+      if (err.status === 404 && !this.currentWorker()) replace(this.histBody, h('p', { class: 'muted', text: `No worker named ${this.name}.` }));
+      else if (err.status === 404) this.noRestartHistory();
+      else replace(this.histBody, h('div', { class: 'form-error', role: 'alert', text: `Cannot load the restart history: ${err.message}${err.hint ? ` — ${err.hint}` : ''}` }));
+      return;
+    }
+    if (seq !== this.histSeq || !this.histBody) return;
+    this.histLoaded = true;
+    if (!data) this.noRestartHistory();
+    else this.renderRestarts(data.events);
+  }
+
+  /** An older daemon: no restart history endpoint (404, or the CPU history answering). */
+  noRestartHistory() {
+    this.histLoaded = true;
+    this.histTimes = [];
+    replace(this.histSummary);
+    replace(this.histBody, h('div', { class: 'card hist-empty' },
+      h('p', { class: 'muted', text: 'This daemon does not keep a restart history yet (it needs a newer apm). The instances table on the Overview tab shows each instance\'s last exit.' })));
+  }
+
+  renderRestarts(list) {
+    const events = list.filter((e) => e && typeof e === 'object');
+    const counts = {};
+    for (const e of events) counts[e.kind] = (counts[e.kind] || 0) + 1;
+    replace(this.histSummary, ['crash', 'restart', 'failed'].filter((k) => counts[k]).map((k) =>
+      h('span', { class: `pill tone-${RESTART_TONES[k]}` }, h('span', { class: 'dot' }), fmt.plural(counts[k], k === 'crash' ? 'crash' : k, k === 'crash' ? 'crashes' : undefined))));
+    if (!events.length) {
+      this.histTimes = [];
+      replace(this.histBody, h('div', { class: 'card hist-empty' }, h('p', { class: 'muted', text: 'Nothing yet: the history starts when an instance starts.' })));
+      return;
+    }
+    const now = this.app.now();
+    this.histTimes = [];
+    const rows = events.map((e) => {
+      const t = typeof e.time === 'number' && Number.isFinite(e.time) ? e.time : null;
+      const when = h('time', { datetime: t == null ? null : new Date(t * 1000).toISOString(), title: fmt.datetime(t), text: fmt.ago(t, now) });
+      if (t != null) this.histTimes.push([when, t]);
+      const kind = String(e.kind || 'unknown');
+      return h('tr', { class: `hist-row kind-${kind.replace(/\W/g, '')}`, dataset: { kind } },
+        h('td', { class: 'c-when' }, when),
+        h('td', { class: 'c-inst', text: e.instance != null ? `#${e.instance}` : '–' }),
+        h('td', null, h('span', { class: `pill tone-${RESTART_TONES[kind] || 'muted'}` }, h('span', { class: 'dot' }), kind)),
+        h('td', { class: 'c-pid mono', text: e.pid != null ? String(e.pid) : '–' }),
+        h('td', { class: 'c-exit', text: restartExit(e) }),
+        h('td', { class: 'c-reason', text: restartReason(e) }),
+        h('td', { class: 'c-num c-up', text: typeof e.uptime === 'number' ? fmt.duration(e.uptime) : '–' }));
+    });
+    const more = events.length >= HISTORY_LIMIT ? h('p', { class: 'muted small', text: `The latest ${HISTORY_LIMIT} events.` }) : null;
+    replace(this.histBody, h('div', { class: 'card table-card' }, h('table', { class: 'itable hist-table' },
+      h('thead', null, h('tr', null, [['When', 'c-when'], ['Instance', 'c-inst'], ['Event', ''], ['PID', 'c-pid'], ['Exit', 'c-exit'], ['Reason', 'c-reason'], ['Uptime', 'c-num c-up']]
+        .map(([t, cls]) => h('th', { scope: 'col', class: cls || null, text: t })))),
+      h('tbody', null, rows))), more);
+  }
+
+  /** Relative times tick (called by the page's one-second timer, redrawn every 10 s). */
+  tickHistory() {
+    if (!this.histTimes || this.tab !== 'history') return;
+    this.histTick = ((this.histTick || 0) + 1) % 10;
+    if (this.histTick) return;
+    const now = this.app.now();
+    for (const [el, t] of this.histTimes) setText(el, fmt.ago(t, now));
   }
 
   // ---------------------------------------------------------------- data
@@ -305,7 +380,7 @@ export class WorkerView {
     this.app.shell.setSubtitle(`${w.namespace} · ${originLabel(w.origin)}${w.enabled ? '' : ' · disabled'}`);
     this.renderFacts();
     this.renderInstances();
-    if (this.tab === 'history') this.renderHistory();
+    this.renderHistory();
   }
 
   renderFacts() {
@@ -358,6 +433,19 @@ export class WorkerView {
       setText(cells.up, fmt.duration(i.started_at == null ? null : now - i.started_at));
     }
   }
+}
+
+function restartReason(e) {
+  const why = e.reason == null ? '' : String(e.reason);
+  if (e.kind !== 'backoff' || typeof e.delay !== 'number') return why;
+  const wait = e.delay < 60 ? `${e.delay.toFixed(e.delay < 10 ? 1 : 0)} s` : fmt.duration(e.delay);
+  return `${why}${why ? ' · ' : ''}next start in ${wait}`;
+}
+
+function restartExit(e) {
+  if (e.signal) return e.signal;
+  if (e.exit_code != null) return `code ${e.exit_code}`;
+  return '–';
 }
 
 function exitText(e) {
