@@ -34,7 +34,7 @@ from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Apm, BenchError, close_all, loadavg, log, machine, table
+from common import DIST_APM, Apm, BenchError, close_all, cpu_seconds, loadavg, log, machine, table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
@@ -80,8 +80,8 @@ def http_json(port: int, method: str, path: str, body: Any = None, headers: Dict
     return json.loads(data or b"null")
 
 
-def setup_daemon(workers: int) -> Any:
-    apm = Apm("gui")
+def setup_daemon(workers: int, exe: str = DIST_APM) -> Any:
+    apm = Apm("gui", exe)
     port = free_port()
     apm.env.update(APM_GUI_PORT=str(port), APM_GUI_LOGIN_LIMITS="100,0,1000,1")
     apm.start()
@@ -121,11 +121,37 @@ def one_load(ctx: Any, url: str, workers: int) -> Dict[str, float]:
     return {"first": mark or float("nan"), "wall": first, "all": everything, "scroll": scroll}
 
 
-def measure(workers: int, runs: int) -> Dict[str, Any]:
+def measure_list(apm: Any, runs: int = 10) -> Dict[str, List[float]]:
+    """`GET /api/v1/workers` alone: wall ms per request and the daemon's CPU ms per request."""
+    token = json.loads(apm.cli("token", "create", "--name", "bench", "--json"))["token"]
+    auth = {"Authorization": "Bearer " + token}
+    out: Dict[str, List[float]] = {"wall": [], "cpu": [], "bytes": []}
+    for _ in range(runs):
+        cpu0 = cpu_seconds(apm.pid) or 0.0
+        t0 = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", apm.port, timeout=60)
+        conn.request("GET", "/api/v1/workers", headers=auth)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        out["wall"].append((time.perf_counter() - t0) * 1000)
+        out["cpu"].append(((cpu_seconds(apm.pid) or 0.0) - cpu0) * 1000)
+        out["bytes"].append(float(len(body)))
+        if r.status != 200:
+            raise BenchError(f"GET /api/v1/workers -> {r.status}: {body[:200]!r}")
+    return out
+
+
+def measure(workers: int, runs: int, exe: str = DIST_APM) -> Dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    apm = setup_daemon(workers)
+    apm = setup_daemon(workers, exe)
     try:
+        listing = measure_list(apm)
+        log(
+            f"GET /api/v1/workers: median {statistics.median(listing['wall']):.0f} ms wall, "
+            f"{statistics.median(listing['cpu']):.0f} ms daemon CPU, {listing['bytes'][0] / 1024:.0f} KiB"
+        )
         url = f"http://127.0.0.1:{apm.port}/"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -152,6 +178,7 @@ def measure(workers: int, runs: int) -> Dict[str, Any]:
                 warm.close()
             finally:
                 browser.close()
+        results["list"] = listing  # type: ignore[assignment]
         return results
     finally:
         close_all([apm])
@@ -175,6 +202,11 @@ def summarize(results: Dict[str, List[Dict[str, float]]], workers: int) -> str:
         f"{workers} running workers, {len(results['cold'])} runs each; {machine()}; "
         f"load average {loadavg()}; Chromium headless, 1280x800."
     )
+    listing = results.get("list")
+    if listing:
+        for key, label in (("wall", "GET /api/v1/workers alone (wall)"), ("cpu", "GET /api/v1/workers: daemon CPU")):
+            vals = sorted(listing[key])  # type: ignore[index]
+            rows.append([label, f"{statistics.median(vals):.0f} ms", f"{vals[0]:.0f} ms", f"{vals[-1]:.0f} ms"])
     return head + "\n\n" + table(["measure", "median", "best", "worst"], rows)
 
 
@@ -217,10 +249,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md (Web dashboard)")
     ap.add_argument("--json", help="also write the raw numbers here")
+    ap.add_argument("--apm", default=DIST_APM, help="the apm zipapp to measure (default dist/apm)")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
-    results = measure(args.workers, args.runs)
+    results = measure(args.workers, args.runs, args.apm)
     text = summarize(results, args.workers)
     print(text)
     if args.json:

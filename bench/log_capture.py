@@ -11,10 +11,19 @@ Time from "go" until the last line is in the log file, for:
 * supervisord  `stdout_logfile` (no timestamps: supervisord writes the bytes as they come)
 * pm2          `-o file` (no timestamps), and `pm2 --time` (a timestamp prefix on every line)
 
-The child builds its 100 MB in memory first, then blocks on a FIFO; the benchmark writes the "go"
-byte once the manager has started it, so start-up costs are out of the figure for every manager.
-The child writes 64 KiB at a time with os.write.  Completion = the file ends with the child's
-last line (`END`), polled every 5 ms; then every line is counted in the files (none may be lost).
+Three children (`--child`, default all three), each blocking on a FIFO until the benchmark writes
+the "go" byte once the manager has started it, so start-up costs are out of the figure:
+
+* stdio  the issue's reference child: a plain Python loop `print()`ing 1,000,000 lines of 98 bytes
+         with default buffering (stdout is a pipe or a file: 8 KiB block writes); the child's own
+         CPU is the limit, the manager has to keep up with it
+* line   one os.write() per line, as a program that logs unbuffered (console.log, flush per line)
+* bulk   the whole 98 MB built first, then handed over 64 KiB at a time: the manager's ceiling
+
+Completion = the file ends with the child's last line (`END`), polled every 5 ms; then every line is
+counted in the files (none may be lost).  "manager CPU" is the manager process's utime+stime over
+the run (apm's daemon with its log writer thread, supervisord; not measured for PM2): the figure
+to compare on a busy machine, where wall-clock times are noisy.
 
 During each apm run the daemon's RSS is sampled and a raw `list` request is timed every 100 ms
 (the event loop must keep answering within 50 ms while it captures).
@@ -41,6 +50,7 @@ from common import (
     PY,
     Apm,
     BenchError,
+    cpu_seconds,
     ensure_pm2,
     ensure_supervisor,
     kill_tree,
@@ -63,6 +73,13 @@ if sys.argv[3] == "bulk":  # the whole output built first, then written 64 KiB a
     view = memoryview(data)
     for off in range(0, len(data), 65536):
         os.write(1, view[off:off + 65536])
+elif sys.argv[3] == "stdio":  # the issue's reference child: print() with default (8 KiB block) buffering
+    text = "x" * 84
+    with open(sys.argv[2], "rb") as go:
+        go.read(1)
+    for i in range(n):
+        print("line %07d %s" % (i, text))
+    print("END")
 else:  # "line": one write() per line, as a program that logs unbuffered (console.log, flush per line)
     write = os.write
     with open(sys.argv[2], "rb") as go:
@@ -232,6 +249,7 @@ def run_apm(tmp: str, lines: int) -> Run:
                 stop.wait(0.1)
 
         rss_before = rss_bytes(pid) or 0
+        cpu0 = cpu_seconds(pid) or 0.0
         t0 = go(fifo)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -240,6 +258,7 @@ def run_apm(tmp: str, lines: int) -> Run:
         finally:
             stop.set()
             sampler.join(10)
+        cpu = (cpu_seconds(pid) or 0.0) - cpu0
         files = apm_files(folder)
         time.sleep(0.2)
         rss_after = rss_bytes(pid) or 0
@@ -252,6 +271,7 @@ def run_apm(tmp: str, lines: int) -> Run:
             "rss_max": max(rss) if rss else 0,
             "rss_after": rss_after,
             "files": len(files),
+            "cpu": cpu,
         }
         os.unlink(fifo)
         return Run("apm", t1 - t0, size, count_lines(files), extra)
@@ -307,9 +327,11 @@ def run_supervisord(tmp: str, lines: int) -> Run:
             stdout=subprocess.DEVNULL,
             timeout=60,
         )
+        cpu0 = cpu_seconds(proc.pid) or 0.0
         t0 = go(fifo)
         t1 = wait_end(lambda: [out])
-        return Run("supervisord", t1 - t0, os.path.getsize(out), count_lines([out]))
+        cpu = (cpu_seconds(proc.pid) or 0.0) - cpu0
+        return Run("supervisord", t1 - t0, os.path.getsize(out), count_lines([out]), {"cpu": cpu})
     finally:
         subprocess.run(
             [os.path.join(bin_dir, "supervisorctl"), "-c", conf, "shutdown"],
@@ -373,13 +395,24 @@ MODES: Dict[str, Callable[[str, int], Run]] = {
 }
 
 
+def cpu_cell(runs: List[Run], payload: int) -> str:
+    """Median manager CPU seconds over the runs, and per MB of the child's output."""
+    cpus = [r.extra["cpu"] for r in runs if "cpu" in r.extra]
+    if not cpus:
+        return "-"
+    med = statistics.median(cpus)
+    return f"{med:.2f} s ({med * 1e3 / (payload / 1e6):.2f} ms/MB)"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated modes: " + ", ".join(MODES))
     ap.add_argument(
-        "--child", default="bulk,line", help="bulk (prebuilt, 64 KiB writes) and/or line (a write per line)"
+        "--child",
+        default="stdio,line,bulk",
+        help="stdio (print, 8 KiB blocks), line (a write per line), bulk (prebuilt, 64 KiB writes)",
     )
     ap.add_argument("--apm", default=DIST_APM, help="the zipapp to run (default dist/apm, copied once at start)")
     a = ap.parse_args()
@@ -389,7 +422,7 @@ def main() -> int:
         if m not in MODES:
             ap.error(f"unknown mode {m!r}")
     for k in kinds:
-        if k not in ("bulk", "line"):
+        if k not in ("bulk", "line", "stdio"):
             ap.error(f"unknown child kind {k!r}")
     tmp = tempfile.mkdtemp(prefix="apm-bench-logcap-")
     APM_EXE[0] = os.path.join(tmp, "apm.pyz")
@@ -428,6 +461,7 @@ def main() -> int:
                     f"{statistics.median(r.nbytes for r in by_mode[m]) / 1e6:.0f} MB",
                     "all" if intact == a.lines else f"{intact:,} ({a.lines - intact:,} broken)",
                     f"{direct / med:.2f}x" if direct else "-",
+                    cpu_cell(by_mode[m], payload),
                 ]
             )
         print(f"\nchild: {k}\n")
@@ -439,6 +473,7 @@ def main() -> int:
             "file size",
             "lines intact",
             "vs direct",
+            "manager CPU",
         ]
         print(table(header, rows))
         if "apm" in by_mode:

@@ -11,25 +11,29 @@ dist/apm, before the daemon starts.  Then, for each pattern, round-robin:
 * `apm grep PATTERN bench --max 0 --raw`   the same on the raw file bytes
 * `grep -E PATTERN files...`               GNU grep over the same files (LC_ALL=C), raw bytes
 
-Output goes to /dev/null; the files sit in the page cache (warm) for every command.
-The match counts are checked to agree.
+Output goes to a temporary file; the files sit in the page cache (warm) for every command.
+The match counts are checked to agree.  Wall time and CPU time (user + system, for apm including
+what the daemon and its grep worker spent) are both reported: on a shared machine the CPU time
+is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import DIST_APM, Apm, BenchError, loadavg, log, machine, table
+from common import CLK_TCK, DIST_APM, Apm, BenchError, loadavg, log, machine, proc_stat, table
 
 PATTERNS: List[Tuple[str, List[str], str]] = [
     # (label, apm/grep extra flags, pattern)
@@ -88,13 +92,27 @@ def make_log(home: str, size_mb: int) -> Tuple[List[str], int]:
     return files, i
 
 
-def timed(argv: List[str], env: Dict[str, str]) -> Tuple[float, int]:
+def _daemon_cpu(pid: Optional[int]) -> float:
+    """utime + stime of the daemon and of its reaped children (the grep worker), seconds."""
+    fields = proc_stat(pid) if pid else None
+    return sum(int(x) for x in fields[11:15]) / CLK_TCK if fields else 0.0
+
+
+def timed(argv: List[str], env: Dict[str, str], daemon: Optional[int] = None) -> Tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the command + what the daemon spent meanwhile, output lines)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    d0 = _daemon_cpu(daemon)
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, timeout=600)
-    elapsed = time.perf_counter() - t0
+    with tempfile.TemporaryFile() as out:  # output to a file, as `> file` would: no pipe reader to wait for
+        proc = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.PIPE, timeout=600)
+        elapsed = time.perf_counter() - t0
+        out.seek(0)
+        lines = sum(block.count(b"\n") for block in iter(lambda: out.read(1 << 20), b""))
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime) + _daemon_cpu(daemon) - d0
     if proc.returncode not in (0, 1):
         raise BenchError(f"{' '.join(argv[:4])}... exited {proc.returncode}: {proc.stderr.decode()[-400:]}")
-    return elapsed, proc.stdout.count(b"\n")
+    return elapsed, cpu, lines
 
 
 def main() -> int:
@@ -142,6 +160,7 @@ def main() -> int:
         sampler.start()
         load_before = loadavg()
         rows = []
+        cpu_rows: List[List[str]] = []
         for label, flags, pattern in PATTERNS:
             commands = {
                 "apm": apm.argv("grep", *flags, pattern, "bench", "--max", "0"),
@@ -149,18 +168,31 @@ def main() -> int:
                 "grep -E": ["grep", "-E", *flags, "--", pattern, *files],
             }
             times: Dict[str, List[float]] = {k: [] for k in commands}
+            cpus: Dict[str, List[float]] = {k: [] for k in commands}
             counts: Dict[str, int] = {}
             for _ in range(a.runs):
                 for name, argv in commands.items():
-                    if name.startswith("apm"):
+                    is_apm = name.startswith("apm")
+                    if is_apm:
                         sampling.set()
-                    secs, count = timed(argv, apm.env if name.startswith("apm") else genv)
+                    secs, cpu, count = timed(argv, apm.env if is_apm else genv, apm.pid if is_apm else None)
                     sampling.clear()
                     times[name].append(secs)
+                    cpus[name].append(cpu)
                     counts[name] = count
             if len(set(counts.values())) != 1:
                 raise BenchError(f"{label}: match counts differ: {counts}")
             med = {k: statistics.median(v) for k, v in times.items()}
+            cpu = {k: statistics.median(v) for k, v in cpus.items()}
+            cpu_rows.append(
+                [
+                    f"{label}: `{' '.join(flags + [pattern])}`",
+                    f"{cpu['apm']:.2f} s",
+                    f"{cpu['apm --raw']:.2f} s",
+                    f"{cpu['grep -E']:.2f} s",
+                    f"{cpu['apm'] / max(cpu['grep -E'], 0.001):.1f}x / {cpu['apm --raw'] / max(cpu['grep -E'], 0.001):.1f}x",
+                ]
+            )
             rows.append(
                 [
                     f"{label}: `{' '.join(flags + [pattern])}`",
@@ -171,13 +203,15 @@ def main() -> int:
                     f"{med['apm'] / med['grep -E']:.1f}x / {med['apm --raw'] / med['grep -E']:.1f}x",
                 ]
             )
-            log(f"{label}: " + ", ".join(f"{k} {v:.2f}s" for k, v in med.items()))
+            log(f"{label}: " + ", ".join(f"{k} {v:.2f}s (cpu {cpu[k]:.2f}s)" for k, v in med.items()))
         print(
             f"\n{total / 1e6:.0f} MB in {len(files)} files ({lines:,} lines), warm page cache, {a.runs} runs, median;"
         )
         print(f"{machine()}; load average before: {load_before}, after: {loadavg()}\n")
         header = ["pattern", "matches", "apm grep", "apm grep --raw", "grep -E", "apm / grep"]
         print(table(header, rows))
+        print("\nCPU time (user + system of the command, plus the daemon and its grep worker for apm), median:\n")
+        print(table(["pattern", "apm grep", "apm grep --raw", "grep -E", "apm / grep"], cpu_rows))
         stop.set()
         if lat:
             print(

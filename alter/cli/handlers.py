@@ -12,7 +12,7 @@ import time
 from alter.cli.context import Ctx
 from alter.cli.flags import Parsed
 from alter.cli.render import render_env, render_list, render_start_failed, summary
-from alter.errors import StartFailed, UsageError
+from alter.errors import ApmError, StartFailed, UsageError
 
 TYPE_CHECKING = False  # the CLI imports this module: keep `typing` off its startup path
 if TYPE_CHECKING:
@@ -212,12 +212,20 @@ def cmd_copy(ctx: Ctx, p: Parsed) -> int:
 
 
 def cmd_info(ctx: Ctx, p: Parsed) -> int:
+    history = None
+    if not ctx.json:
+        try:  # the last few lifecycle events; an older daemon has no `history`: leave them out
+            history = ctx.call("history", {"name": p.positionals[0], "limit": 5}).get("events")
+        except (ApmError, AttributeError):
+            pass
     result = ctx.call("info", {"name": p.positionals[0]})
     if ctx.json:
         ctx.emit_json(result)
         return 0
     from alter.cli.info import render_info
 
+    if isinstance(result, dict) and history:
+        result["history"] = history
     ctx.lines(render_info(result if isinstance(result, dict) else {}, ctx.style, time.time()))
     return 0
 

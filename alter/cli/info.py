@@ -171,8 +171,39 @@ def render_info(status: Dict[str, Any], style: Style, now: float) -> List[str]:
     if isinstance(logs, dict):
         lines.append("")
         lines.extend(log_lines(logs, style))
+    events = status.get("history")
+    if isinstance(events, list) and events:
+        lines.append("")
+        lines.extend(history_lines(events, style, now))
     lines.append("")
     lines.extend(option_lines(status, style))
+    return lines
+
+
+def history_lines(events: List[Any], style: Style, now: float) -> List[str]:
+    """The last few lifecycle events (the `history` command), newest first."""
+    colour = {"crash": "red", "failed": "red", "backoff": "yellow", "restart": "yellow", "start": "green"}
+    lines = [style("Recent events", "bold")]
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        kind = str(e.get("kind", "?"))
+        when = e.get("time")
+        ago = f"{human_duration(max(now - when, 0))} ago" if isinstance(when, (int, float)) else "-"
+        parts = [f"#{e.get('instance', '?')}"]
+        if e.get("pid"):
+            parts.append(f"pid {e['pid']}")
+        if e.get("signal"):
+            parts.append(f"signal {e['signal']}")
+        elif e.get("exit_code") is not None:
+            parts.append(f"code {e['exit_code']}")
+        if isinstance(e.get("uptime"), (int, float)):
+            parts.append(f"after {human_duration(e['uptime'])}")
+        if isinstance(e.get("delay"), (int, float)):
+            parts.append(f"in {human_delay(e['delay'])}")
+        if e.get("reason") and e.get("reason") != kind:
+            parts.append(f"({e['reason']})")
+        lines.append(f"  {style(ago.rjust(9), 'dim')}  {style(kind.ljust(7), colour.get(kind, ''))}  {' '.join(parts)}")
     return lines
 
 

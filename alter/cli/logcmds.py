@@ -1,6 +1,6 @@
 """CLI commands for logs: `apm log`, `apm grep`, `apm flush`, `apm alerts`, `apm events` (entries of the command table).
 
-The handlers live in logview.py and are imported only when one of these commands runs.
+The handlers live in logview.py (grep: grepcmd.py) and are imported only when one of these commands runs.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ def _lazy(name: str) -> Callable[[Ctx, Parsed], int]:
 
     handler.__name__ = name
     return handler
+
+
+def _grep(ctx: Ctx, parsed: Parsed) -> int:
+    from alter.cli import grepcmd  # the search engine (alter/grepcore.py) loads only for `apm grep`
+
+    return int(grepcmd.cmd_grep(ctx, parsed))
 
 
 LINES = Flag(
@@ -64,7 +70,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "grep",
         "Search worker logs (current and rotated files) with a regular expression",
-        _lazy("cmd_grep"),
+        _grep,
         group="Inspection",
         args=(Arg("pattern", "regular expression (Python syntax)"), Arg("name", "worker name", required=False)),
         flags=(

@@ -8,6 +8,7 @@ every worker (keeping their desired state for the next start) before exiting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from alter.config import options
 from alter.daemon import sdnotify
 from alter.daemon.config_handlers import register_config_commands
 from alter.daemon.handlers import register_worker_commands
+from alter.daemon.history import RestartHistory, register_history_command
 from alter.daemon.log_handlers import register_log_commands
 from alter.daemon.loop import EventLoop
 from alter.daemon.proxy_glue import ProxyGlue
@@ -61,6 +63,7 @@ class Daemon:
         self.daemon_id = daemon_id_for(paths.socket_name)
         self.ops: Optional[LinuxOps] = None
         self.supervisor: Optional[Supervisor] = None
+        self.history: Optional[RestartHistory] = None  # per-worker lifecycle events (`history` command)
         self.proxy: Optional[ProxyGlue] = None
         self.server = ControlServer(self.loop, paths.socket_address, self.commands, before_reply=self.saver.flush)
 
@@ -83,6 +86,7 @@ class Daemon:
             daemon_id=self.daemon_id,
             on_change=self.saver.changed,
         )
+        self.history = RestartHistory(self.loop, self.bus, self.supervisor)
         self.proxy = ProxyGlue(self)  # the reverse proxy; its processes start with the first `server` worker
         self._register_commands()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -170,6 +174,8 @@ class Daemon:
         self.commands.register("exit", self._exit, write=True)
         register_worker_commands(self.commands, self.supervisor)
         register_log_commands(self.commands, self)
+        assert self.history is not None
+        register_history_command(self.commands, self.history, self.supervisor)
         self.gui = register_web_commands(self.commands, self)  # the web GUI + `gui`/`token` commands
         register_config_commands(self.commands, self)
 
@@ -206,7 +212,8 @@ class Daemon:
             finished["done"] = True
             on_done(names)
 
-        names.extend(self.supervisor.shutdown(finish))
+        with self.history.context("shutdown") if self.history is not None else contextlib.nullcontext():
+            names.extend(self.supervisor.shutdown(finish))  # history: these stops say "shutdown"
         # A worker that refuses to die must not keep the daemon up forever.
         self.loop.call_later(SHUTDOWN_GRACE, finish)
 

@@ -3,7 +3,8 @@
     register_log_commands(commands, daemon)
 
     log         replay + follow lines (log_follow.py)           streamed `lines` events
-    grep        regex search of current and rotated files        streamed `matches` events, then a summary
+    grep        regex search of current and rotated files        streamed `matches`/`text` events, then a summary
+                (`plan: true`: the files and line heads only; the CLI then searches what it can read)
     flush       empty a worker's files and ring buffer
     logvolume   lines per hour per worker (the Log Volume chart)
     alerts.list / alerts.set   the log alert patterns (persisted in the daemon state)
@@ -21,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -47,29 +47,22 @@ MAX_HOURS = 7 * 24
 
 # ---------------------------------------------------------------------------------------------- grep
 
-# A "plain word": characters that are literal in a regex and never whitespace.
-_WORD_CHARS = "A-Za-z0-9_\\-:/=@,%#!~<>'\""
-PLAIN_WORD = re.compile(f"[{_WORD_CHARS}]+")
-SPLIT_WORD = re.compile(f"[{_WORD_CHARS}](?:\x1b\\[[0-9;]*m)+[{_WORD_CHARS}]".encode())
 
+def head_samples(wl: Any) -> List[str]:
+    """Rendered line heads of a worker (latin-1 text), for the search's colour-code guard (alter/grepcore.py).
 
-def plain_word(pattern: str) -> bool:
-    """A literal without spaces (`timeout`, `user=42`, `ERR-7`) holding a character no colour code has."""
-    return PLAIN_WORD.fullmatch(pattern) is not None and re.search(r"[^0-9mM]", pattern) is not None
-
-
-def heads_keep_words(wl: Any) -> bool:
-    """Do this worker's line heads leave words whole (no colour code between two word characters)?
-
-    Then a plain-word pattern matches the raw file bytes exactly where it matches the text as read,
-    and the (several times faster) raw search can be used.
+    Two times far apart (other digits, month and day names), every stream, a continuation and an
+    instance number: what decides which characters can sit next to a colour code in the files.
     """
     head = getattr(wl, "head", None)
     if head is None:
-        return False
+        return []
+    out: List[str] = []
     now = time.time()
-    sample = head(now, "out", 2, False, True) + head(now, "err", 1, True, True) + head(now, "apm", 0, False, True)
-    return SPLIT_WORD.search(sample) is None
+    for ts in (now, now - 40 * 86400 - 3 * 3600 - 7 * 60 - 11.5):
+        for stream, index, cont in (("out", 2, False), ("err", 1, True), ("apm", 0, False), ("out", 1, False)):
+            out.append(bytes(head(ts, stream, index, cont, True)).decode("latin-1"))
+    return out
 
 
 class GrepJob:
@@ -105,13 +98,16 @@ class GrepJob:
             names = [sup.get(name).name]
         else:
             names = sorted(sup.workers)
-        # (worker, files oldest first, search the raw bytes?)
-        files: List[Tuple[str, List[str], bool]] = []
-        word = not raw and plain_word(self.pattern)
+        fmt = _arg(req, "format", str, required=False, default="matches")
+        if fmt not in ("matches", "text"):
+            raise UsageError(f"grep: format must be 'matches' or 'text', got {fmt!r}")
+        self.plan_only: bool = _arg(req, "plan", bool, required=False, default=False)
+        # (worker, files oldest first, rendered line heads)
+        files: List[Tuple[str, List[str], List[str]]] = []
         for worker in names:
             wl = sup.worker_log(worker)
             listed = getattr(wl, "files", None)
-            files.append((worker, listed() if callable(listed) else [], raw or (word and heads_keep_words(wl))))
+            files.append((worker, listed() if callable(listed) else [], head_samples(wl)))
         self.job = {
             "id": req.id,
             "pattern": self.pattern,
@@ -120,6 +116,7 @@ class GrepJob:
             "max": limit or None,
             "raw": raw,
             "color": color,
+            "format": fmt,
             "files": files,
         }
         self.proc: Optional[subprocess.Popen] = None
@@ -128,6 +125,11 @@ class GrepJob:
         self.reading = False
 
     def start(self) -> None:
+        if self.plan_only:
+            # The caller searches the files itself (the CLI, when it can read them): what and how.
+            plan = {k: v for k, v in self.job.items() if k not in ("id", "format")}
+            self.req.reply({"plan": plan})
+            return
         with tempfile.TemporaryFile() as job:
             job.write(json.dumps(self.job).encode())
             job.seek(0)

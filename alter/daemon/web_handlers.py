@@ -66,11 +66,13 @@ def register_web_commands(commands: Any, daemon: Any) -> GuiService:
             if not isinstance(name, str):
                 raise UsageError("token: name must be a string")
             req.reply(service.auth.create_token(name))
+            service.settings_changed()  # open pages see security.tokens change
         elif action == "revoke":
             token_id = req.args.get("id")
             if not isinstance(token_id, str) or not token_id:
                 raise UsageError("token revoke: the token id is required", hint="see them: apm token list")
             req.reply({"revoked": service.auth.revoke_token(token_id)})
+            service.settings_changed()
         else:
             req.reply({"tokens": service.auth.list_tokens()})
 

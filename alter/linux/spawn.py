@@ -2,7 +2,9 @@
 
 Spawning (subprocess.Popen, from the loop thread only):
   * own session and process group (`start_new_session=True`), stdin /dev/null,
-    stdout/stderr pipes whose read ends the engine owns (non-blocking);
+    stdout/stderr pipes whose read ends the engine owns (non-blocking), enlarged
+    with F_SETPIPE_SZ (1 MiB for a root daemon, 256 KiB stdout-only otherwise, see
+    `grow_pipe`) so a chatty child rarely blocks and each read returns more;
   * in the child, before exec, in this order: join the instance's cgroup (as
     root, so no grandchild can be forked outside it), reset ignored signals and
     the signal mask, drop to the target user (setgroups with the user's
@@ -23,6 +25,7 @@ helper processes with Popen.wait(): the reaper would take their status.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import signal
@@ -37,6 +40,28 @@ from alter.linux import cgroups as cg
 from alter.linux import prctl, proctree, users
 from alter.linux.stats import StatsCache
 from alter.supervise.ops import ExitCallback, ExitStatus, ProcessHandle, Spawned, SpawnSpec, UserInfo
+
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # (Python < 3.10 lacks the constants)
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+ROOT_PIPE_SIZE = 1 << 20  # the kernel's default /proc/sys/fs/pipe-max-size
+USER_PIPE_SIZE = 256 << 10
+
+
+def grow_pipe(fd: int, size: int) -> int:
+    """Ask for a `size`-byte pipe buffer; the size the pipe has afterwards (0 if unknown).
+
+    Pages are only used while output is waiting to be read.  A refusal (EPERM: over the
+    user's pipe page budget, EINVAL: above pipe-max-size, old kernels) keeps the kernel's
+    default 64 KiB silently: capture still works, the child just blocks sooner.
+    """
+    try:
+        return fcntl.fcntl(fd, F_SETPIPE_SZ, size)
+    except OSError:
+        try:
+            return fcntl.fcntl(fd, F_GETPIPE_SZ)
+        except OSError:
+            return 0
+
 
 log = logging.getLogger("apm.spawn")
 
@@ -232,6 +257,11 @@ class LinuxOps:
         setup = child_setup(self._prctl, procs_file, bool(spec.memory_limit), creds, os.getpid(), spec.cwd)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # Root (CAP_SYS_RESOURCE) is not held to the per-user pipe page budget; a user's daemon
+        # enlarges stdout only, and less, so 100 workers stay within the budget's 64 MiB default.
+        grow_pipe(out_r, ROOT_PIPE_SIZE if self.is_root else USER_PIPE_SIZE)
+        if self.is_root:
+            grow_pipe(err_r, ROOT_PIPE_SIZE)
         try:
             popen = subprocess.Popen(
                 spec.argv,

@@ -2,6 +2,13 @@
 
 Writes are whole read chunks (many complete lines) handed to one `os.writev`
 on an O_APPEND descriptor — no Python file object, no per-line buffering.
+A big write (>= BEHIND_MIN bytes) is handed to the file's writer thread and the
+loop goes on reading and formatting the next chunk while the kernel copies this
+one (`os.writev` releases the GIL): at most ONE write is in flight per file, the
+next write, a rotation's close, a flush, a retry and the timer all wait for it
+first, so order, sizes and failure handling are exactly those of a synchronous
+write, only reported one write later.  Small writes (a few lines) are done on
+the loop directly: a thread hand-off would cost more than it saves.
 Rotation happens between lines, so a line is written whole to exactly one
 file: when a chunk would push the file past `max_size`, the lines that fit go
 to the current file, it is renamed, a new one is opened and the rest follows
@@ -25,9 +32,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from alter.logs import archive
 
@@ -37,6 +45,99 @@ RETRY = 5.0
 FILE_MODE = 0o640
 DIR_MODE = 0o750
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+BEHIND_MIN = 32 * 1024  # writes at least this big go to the writer thread
+BEHIND_IDLE = 10.0  # an idle writer thread ends after this many seconds (started again when needed)
+
+
+def write_all(fd: int, parts: Sequence[Any], nbytes: int, base: int) -> Tuple[int, int]:
+    """Append `parts` (whole lines, `nbytes` in all) to `fd`, whose file is `base` bytes long.
+
+    Returns (bytes that stay in the file, errno or 0).  A write cut short by an error is
+    truncated back to its last whole line, so the file never holds half a line.
+    """
+    try:
+        n = os.writev(fd, parts)
+    except OSError as exc:
+        return 0, exc.errno or errno.EIO
+    if n >= nbytes:
+        return n, 0
+    data = b"".join(parts)
+    view = memoryview(data)
+    try:
+        while n < len(data):
+            k = os.write(fd, view[n:])
+            if k <= 0:
+                raise OSError(errno.EIO, "short write")
+            n += k
+    except OSError as exc:
+        keep = data.rfind(b"\n", 0, n) + 1  # whole lines that made it
+        if keep < n:
+            try:
+                os.ftruncate(fd, base + keep)
+            except OSError:
+                keep = n  # could not cut: the partial line stays, counted as written
+        return keep, exc.errno or errno.EIO
+    return n, 0
+
+
+class WriteBehind:
+    """One write in flight on a thread of its own; `wait()` returns its outcome."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cv = threading.Condition()
+        self._job: Optional[Tuple[int, Sequence[Any], int, int]] = None
+        self._outcome: Optional[Tuple[int, int]] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stop = False
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None or self._outcome is not None
+
+    def submit(self, fd: int, parts: Sequence[Any], nbytes: int, base: int) -> None:
+        """Start a write; the previous one must have been collected with wait()."""
+        with self._cv:
+            assert self._job is None and self._outcome is None, "wait() first"
+            self._job = (fd, parts, nbytes, base)
+            self._stop = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="apm-log-writer", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def wait(self) -> Optional[Tuple[int, int]]:
+        """Block until no write is in flight; (kept bytes, errno) of the finished one, None if none."""
+        with self._cv:
+            while self._job is not None:
+                self._cv.wait()
+            outcome, self._outcome = self._outcome, None
+            return outcome
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+
+    def _run(self) -> None:
+        cv = self._cv
+        with cv:
+            while True:
+                while self._job is None:
+                    if self._stop or (not cv.wait(BEHIND_IDLE) and self._job is None):
+                        self._thread = None
+                        return
+                fd, parts, nbytes, base = self._job
+                cv.release()
+                try:
+                    outcome = write_all(fd, parts, nbytes, base)
+                except BaseException as exc:  # never leave the loop waiting forever
+                    outcome = (0, getattr(exc, "errno", 0) or errno.EIO)
+                finally:
+                    cv.acquire()
+                self._outcome = outcome
+                self._job = None
+                cv.notify_all()
 
 
 @dataclass(frozen=True)
@@ -90,6 +191,8 @@ class LogFile:
         self._label = ""
         self._timer: Any = None
         self._closed = False
+        self._behind: Optional[WriteBehind] = None
+        self._inflight: Tuple[Sequence[Any], int, int] = ((), 0, 0)  # (parts, nbytes, nlines) being written
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,11 +216,14 @@ class LogFile:
             self._timer.cancel()
             self._timer = None
         self._close_fd()
+        if self._behind is not None:
+            self._behind.stop()
 
     def set_policy(self, policy: Policy) -> None:
         self.policy = policy
 
     def _close_fd(self) -> None:
+        self.settle()
         if self.fd >= 0:
             try:
                 os.close(self.fd)
@@ -155,10 +261,12 @@ class LogFile:
         """Append whole lines (`parts` joined); True if they all reached the file."""
         if now >= self._next_midnight:
             self._day_changed(now)
+        max_size = self.policy.max_size
+        if max_size and self.size + nbytes > max_size:
+            self.settle()  # decide on the real size, not one that counts a failing write in flight
         if self.failed_since is not None or self.fd < 0:
             self._drop(nlines, nbytes)
             return False
-        max_size = self.policy.max_size
         if max_size and self.size + nbytes > max_size:
             return self._write_rotating(b"".join(parts), max_size)
         return self._write_parts(parts, nbytes, nlines)
@@ -193,42 +301,43 @@ class LogFile:
         return True
 
     def _write_parts(self, parts: Sequence[Any], nbytes: int, nlines: int) -> bool:
-        try:
-            n = os.writev(self.fd, parts)
-        except OSError as exc:
+        if not self.settle():  # the write in flight failed: this one cannot go either
             self._drop(nlines, nbytes)
-            self._fail(exc.errno or 0)
             return False
-        if n < nbytes:
-            return self._finish_short(b"".join(parts), n, nlines)
-        self.size += n
-        self.written_bytes += n
+        if nbytes >= BEHIND_MIN and self.fd >= 0:
+            if self._behind is None:
+                self._behind = WriteBehind(self.path)
+            self._behind.submit(self.fd, parts, nbytes, self.size)
+            self._inflight = (parts, nbytes, nlines)
+            self.size += nbytes  # as if done; settle() corrects it if the write fails
+            self.written_bytes += nbytes
+            return True
+        kept, err = write_all(self.fd, parts, nbytes, self.size)
+        self.size += kept
+        self.written_bytes += kept
+        if err:
+            self._lost(parts, kept, nbytes, nlines, err)
+            return False
         return True
 
-    def _finish_short(self, data: bytes, n: int, nlines: int) -> bool:
-        view = memoryview(data)
-        try:
-            while n < len(data):
-                k = os.write(self.fd, view[n:])
-                if k <= 0:
-                    raise OSError(errno.EIO, "short write")
-                n += k
-        except OSError as exc:
-            keep = data.rfind(b"\n", 0, n) + 1  # whole lines that made it
-            if keep < n:
-                try:
-                    os.ftruncate(self.fd, self.size + keep)
-                except OSError:
-                    keep = n  # could not cut: the partial line stays, counted as written
-            kept_lines = data.count(b"\n", 0, keep)
-            self.size += keep
-            self.written_bytes += keep
-            self._drop(nlines - kept_lines, len(data) - keep)
-            self._fail(exc.errno or 0)
-            return False
-        self.size += n
-        self.written_bytes += n
-        return True
+    def settle(self) -> bool:
+        """Wait for the write in flight (if any) and account for it; False if the file is failed now."""
+        behind = self._behind
+        if behind is not None and behind.busy:
+            outcome = behind.wait()
+            parts, nbytes, nlines = self._inflight
+            self._inflight = ((), 0, 0)
+            if outcome is not None and outcome[1]:
+                kept, err = outcome
+                self.size -= nbytes - kept
+                self.written_bytes -= nbytes - kept
+                self._lost(parts, kept, nbytes, nlines, err)
+        return self.failed_since is None
+
+    def _lost(self, parts: Sequence[Any], kept: int, nbytes: int, nlines: int, err: int) -> None:
+        kept_lines = b"".join(parts).count(b"\n", 0, kept) if kept else 0
+        self._drop(nlines - kept_lines, nbytes - kept)
+        self._fail(err)
 
     def _drop(self, nlines: int, nbytes: int) -> None:
         self.lost_lines += nlines
@@ -256,6 +365,7 @@ class LogFile:
         if self._closed:
             return
         try:
+            self.settle()
             now = self.wall()
             if now >= self._next_midnight:
                 self._day_changed(now)
@@ -276,6 +386,7 @@ class LogFile:
 
     def retry(self) -> bool:
         """Try to write again; on success log what was lost and clear the error."""
+        self.settle()
         if self.failed_since is None:
             return True
         if (self.fd < 0 or not self._same_file()) and not self._reopen():
@@ -375,6 +486,7 @@ class LogFile:
 
     def clear(self) -> None:
         """`apm flush`: empty the current file, delete every rotated and dated one."""
+        self.settle()
         for a in archive.scan(self.path):
             self._unlink(a.path)
         try:

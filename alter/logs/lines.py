@@ -14,11 +14,17 @@ bytes).  Every piece after the first is a *continuation* (flag True).  The
 result does not depend on how the input was chunked.
 
 `close()` returns the partial last line (with a b"\\n" added), if any.
+
+`take(data)` is the zero-copy form of `feed` for the hot path: when the chunk
+completes at least one line and no line involved is longer than the limit, it
+returns `(lead, end, cont)` meaning "the whole lines are `lead + data[:end]`"
+(`lead` is the pending partial line from earlier reads) without building that
+block; otherwise it returns None and changes nothing (call `feed`).
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 LINE_MAX = 64 * 1024
 
@@ -77,6 +83,26 @@ class LineAssembler:
             out.extend(self._cut_pending())
         return out
 
+    def take(self, data: bytes) -> Optional[Tuple[bytes, int, bool]]:
+        idx = data.rfind(b"\n")
+        if idx < 0:
+            return None
+        limit = self.limit
+        lead = self._pending
+        if len(data) - idx - 1 > limit:  # the new partial line is already too long
+            return None
+        if idx > limit:  # a line may be too long: look once per `limit` bytes
+            first = data.find(b"\n")
+            if len(lead) + first > limit or not self._all_short(data, first + 1, idx + 1):
+                return None
+        elif len(lead) + idx > limit:  # (lead + data[:idx] holds every line: only the first can be long)
+            if len(lead) + data.find(b"\n") > limit:
+                return None
+        self._pending = data[idx + 1 :]
+        cont = self._cont
+        self._cont = False
+        return lead, idx + 1, cont
+
     def close(self) -> List[Block]:
         """End of stream: the partial last line, newline-terminated."""
         if not self._pending:
@@ -88,9 +114,11 @@ class LineAssembler:
 
     # ------------------------------------------------------------------ long lines
 
-    def _all_short(self, block: bytes) -> bool:
-        """No line in `block` exceeds the limit: one rfind per `limit` bytes."""
-        pos, n, step = 0, len(block), self.limit + 1
+    def _all_short(self, block: bytes, pos: int = 0, n: int = -1) -> bool:
+        """No line in `block[pos:n]` (whole lines) exceeds the limit: one rfind per `limit` bytes."""
+        if n < 0:
+            n = len(block)
+        step = self.limit + 1
         while n - pos > step:
             last = block.rfind(b"\n", pos, pos + step)
             if last < 0:

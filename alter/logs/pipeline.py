@@ -9,10 +9,13 @@
 Per read chunk, not per line: one wall-clock timestamp for the whole chunk
 (its lines arrived together), the line head (timestamp + prefix + marker) is
 built once, and the file output is `head + body.replace(b"\\n", b"\\n" + head)`
-handed to one `os.writev`.  Lines are counted with `bytes.count`, alerts run
-one compiled MULTILINE regex over the chunk, the ring buffer stores the chunk
-and splits it only when read.  Only live subscribers and syslog need per-line
-work, and only when they exist.
+handed to one `os.writev` (big ones on the file's writer thread, files.py).
+The hot path (`_emit_chunk`) copies nothing else: the body is the pending
+partial line + `data[:end]` (`LineAssembler.take`), the replace runs over the
+read chunk itself and is cut with a memoryview, the line count comes from the
+length the replace added, the ring buffer keeps the pieces and joins them only
+when read.  Alerts run one compiled MULTILINE regex over the chunk; only live
+subscribers and syslog need per-line work, and only when they exist.
 
 Files: stdout goes to `log` (default <log_dir>/<worker>/out.log); stderr goes
 to `err_log`, which defaults to the same file as `log` (interleaved in arrival
@@ -33,7 +36,7 @@ from alter.logs.alerts import LogAlerts
 from alter.logs.colors import strip_ansi
 from alter.logs.files import LogFile, Policy
 from alter.logs.lines import LineAssembler
-from alter.logs.ring import RING_LINES, LineRing, block_dicts, line_dict
+from alter.logs.ring import RING_LINES, LineRing, block_dicts, join_parts, line_dict
 from alter.logs.syslog import SyslogSink
 from alter.logs.timefmt import TimeFormat
 from alter.logs.volume import LogVolume, WorkerVolume
@@ -68,6 +71,10 @@ class StreamWriter:
     def feed(self, data: bytes) -> None:
         """Raw bytes as read from the child's pipe, in any chunking.  Never raises for I/O trouble."""
         if self.closed or not data:
+            return
+        got = self._asm.take(data)
+        if got is not None:
+            self.owner._emit_chunk(self, got[0], data, got[1], got[2])
             return
         blocks = self._asm.feed(data)
         if blocks:
@@ -246,6 +253,49 @@ class WorkerLog:
 
     # ------------------------------------------------------------------ the hot path
 
+    def _emit_chunk(self, w: StreamWriter, lead: bytes, data: bytes, end: int, cont: bool) -> None:
+        """The hot path: the whole lines `lead + data[:end]` of one read (no line longer than the limit).
+
+        Nothing is copied but by the one `replace` that inserts the heads; the line count comes from
+        the length it added (no separate `count` pass); the ring keeps `lead`/`data` as they are.
+        """
+        if self._strip and (b"\x1b" in data or b"\x1b" in lead):
+            self._emit(w, [(join_parts(lead, data, end), cont)])
+            return
+        ts = self.wall()
+        stream, index = w.stream, w.index
+        sink = w.sink
+        if sink is not None:
+            stamp = self._time.format(ts)
+            tail = w.tail
+            nl_head = b"\n" + stamp + tail
+            rep = data.replace(b"\n", nl_head)
+            grow = len(nl_head) - 1
+            nlines = (len(rep) - len(data)) // grow
+            cut = len(rep) - (len(data) - end) - grow  # just after the last whole line's newline
+            head = stamp + (w.cont_tail if cont else tail)
+            sink.write((head, lead, memoryview(rep)[:cut]), len(head) + len(lead) + cut, nlines, ts)
+        else:
+            nlines = data.count(b"\n", 0, end)
+        self.lines += nlines
+        self.bytes += len(lead) + end
+        self.ring.append_parts(ts, stream, index, lead, data, end, nlines, cont)
+        self.volume.add(stream, ts, nlines)
+        alerts = self.alerts
+        scan = alerts is not None and stream != "apm" and alerts.active
+        if scan or self._syslog is not None or self._subs:
+            block = join_parts(lead, data, end)
+            if scan:
+                assert alerts is not None
+                alerts.scan(self.name, index, stream, ts, block, self._publish)
+            if self._syslog is not None:
+                try:
+                    self._syslog.send_block(ts, stream, index, block)
+                except Exception:
+                    log.exception("worker %s: syslog forwarding failed", self.name)
+            if self._subs:
+                self._deliver(block_dicts(self.name, (ts, stream, index, block, nlines, cont)))
+
     def _emit(self, w: StreamWriter, blocks: List[Tuple[bytes, bool]]) -> None:
         ts = self.wall()
         stream, index = w.stream, w.index
@@ -363,6 +413,11 @@ class WorkerLog:
         tf, tail, cont_tail = got
         return tf.format(ts) + (cont_tail if cont else tail)
 
+    def settle(self) -> None:
+        """Wait until every write handed to a writer thread is in its file (and accounted for)."""
+        for sink in self._sinks():
+            sink.settle()
+
     def clear(self) -> None:
         """`apm flush`: truncate the current files, delete rotated/dated ones, empty the ring."""
         for sink in self._sinks():
@@ -371,6 +426,8 @@ class WorkerLog:
 
     def status(self) -> Dict[str, Any]:
         sinks = self._sinks()
+        for sink in sinks:  # (a failure of the write in flight shows now, not one write later)
+            sink.settle()
         error = next((s.error for s in sinks if s.error), None)
         return {
             "out": self.out_path,

@@ -5,18 +5,39 @@ chunk, already split into whole lines by the assembler) and only splits them
 into line dicts when someone reads.  It keeps at least the last `max_lines`
 lines (default 5,000, all streams together), except that it never holds more
 than about `max_bytes` (default 4 MiB) — with very long lines the byte cap wins.
+
+`append_parts` takes a block in the pipeline's zero-copy form (`lead + data[:end]`,
+see `LineAssembler.take`) and keeps it that way until someone reads: the hot path
+copies nothing for the ring.  A block that would pin much more of `data` than it
+uses is copied right away, so memory stays within about twice `max_bytes`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 RING_LINES = 5000
 RING_BYTES = 4 * 1024 * 1024
 
+Parts = Tuple[bytes, bytes, int]  # (lead, data, end): the block is lead + data[:end]
 # (ts, stream, index, block of whole lines, line count, first line is a continuation)
 Entry = Tuple[float, str, int, bytes, int, bool]
+_Stored = Tuple[float, str, int, Union[bytes, Parts], int, bool, int]  # ... + the block's size
+
+
+def join_parts(lead: bytes, data: bytes, end: int) -> bytes:
+    """`lead + data[:end]` with one copy (none when `data` is the whole block)."""
+    if not lead and end == len(data):
+        return data
+    return b"".join((lead, memoryview(data)[:end]))
+
+
+def _entry(stored: _Stored) -> Entry:
+    ts, stream, index, block, nlines, cont, _ = stored
+    if isinstance(block, tuple):
+        block = join_parts(*block)
+    return ts, stream, index, block, nlines, cont
 
 
 def line_dict(worker: str, ts: float, index: int, stream: str, text: str, cont: bool = False) -> Dict[str, Any]:
@@ -48,7 +69,7 @@ class LineRing:
         self.worker = worker
         self.max_lines = max_lines
         self.max_bytes = max_bytes
-        self._entries: Deque[Entry] = deque()
+        self._entries: Deque[_Stored] = deque()
         self.lines = 0
         self.bytes = 0
 
@@ -60,14 +81,29 @@ class LineRing:
             cont = False
             if not block:
                 return
+        self._add((ts, stream, index, block, nlines, cont, len(block)))
+
+    def append_parts(
+        self, ts: float, stream: str, index: int, lead: bytes, data: bytes, end: int, nlines: int, cont: bool = False
+    ) -> None:
+        """Append the block `lead + data[:end]` (whole lines) without copying it when that is safe."""
+        size = len(lead) + end
+        if size > self.max_bytes or end < len(data) >> 1:
+            self.append(ts, stream, index, join_parts(lead, data, end), nlines, cont)
+        elif not lead and end == len(data):
+            self._add((ts, stream, index, data, nlines, cont, size))
+        else:
+            self._add((ts, stream, index, (lead, data, end), nlines, cont, size))
+
+    def _add(self, stored: _Stored) -> None:
         entries = self._entries
-        entries.append((ts, stream, index, block, nlines, cont))
-        self.lines += nlines
-        self.bytes += len(block)
+        entries.append(stored)
+        self.lines += stored[4]
+        self.bytes += stored[6]
         while len(entries) > 1 and (self.lines - entries[0][4] >= self.max_lines or self.bytes > self.max_bytes):
             old = entries.popleft()
             self.lines -= old[4]
-            self.bytes -= len(old[3])
+            self.bytes -= old[6]
 
     def tail(self, n: int = 200, stream: Optional[str] = None, index: Optional[int] = None) -> List[Dict[str, Any]]:
         """The last `n` lines (oldest first), optionally of one stream and/or instance."""
@@ -80,7 +116,7 @@ class LineRing:
                 continue
             if index is not None and entry[2] != index:
                 continue
-            got = block_dicts(self.worker, entry, need if entry[4] > need else None)
+            got = block_dicts(self.worker, _entry(entry), need if entry[4] > need else None)
             chunks.append(got)
             need -= len(got)
             if need <= 0:

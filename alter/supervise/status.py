@@ -9,7 +9,7 @@ not be spawned) and `last_exit.oom` / `last_exit.pid`; per worker `desired`
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from alter.config import options
 from alter.supervise.states import InstanceState
@@ -19,12 +19,15 @@ if TYPE_CHECKING:
     from alter.supervise.worker import Worker
 
 
-def instance_status(inst: Instance, now_mono: float) -> Dict[str, Any]:
+Usage = Callable[[int], Tuple[Optional[float], Optional[int]]]  # pid -> (cpu %, rss bytes), like ProcessOps.usage
+
+
+def instance_status(inst: Instance, now_mono: float, usage: Optional[Usage] = None) -> Dict[str, Any]:
     alive = inst.state in (InstanceState.RUNNING, InstanceState.STOPPING) and inst.pid is not None
     cpu: Optional[float] = None
     memory: Optional[int] = None
     if alive and inst.pid is not None:
-        cpu, memory = inst.ops.usage(inst.pid)
+        cpu, memory = (usage or inst.ops.usage)(inst.pid)
     uptime = round(max(0.0, now_mono - inst._started_mono), 3) if alive else None
     return {
         "index": inst.index + 1,
@@ -42,9 +45,10 @@ def instance_status(inst: Instance, now_mono: float) -> Dict[str, Any]:
     }
 
 
-def worker_status(worker: Worker) -> Dict[str, Any]:
+def worker_status(worker: Worker, usage: Optional[Usage] = None) -> Dict[str, Any]:
+    """`usage`: where CPU and memory come from (default the ProcessOps; the web GUI passes its sampler's cache)."""
     now = worker.loop.time()
-    instances: List[Dict[str, Any]] = [instance_status(i, now) for i in worker.instances]
+    instances: List[Dict[str, Any]] = [instance_status(i, now, usage) for i in worker.instances]
     clean = sum(i.counters.clean for i in worker.instances)
     error = sum(i.counters.error for i in worker.instances)
     deps = worker._deps

@@ -79,11 +79,13 @@ def change_password(call: Call) -> Dict[str, Any]:
 
 def set_pin(call: Call) -> Dict[str, Any]:
     call.service.auth.set_pin(call.body.get("pin"), call.body.get("password"), call.client)
+    call.service.settings_changed()  # security.has_pin
     return {"ok": True, "has_pin": True}
 
 
 def remove_pin(call: Call) -> Dict[str, Any]:
     call.service.auth.remove_pin()
+    call.service.settings_changed()
     return {"ok": True, "has_pin": False}
 
 
@@ -97,8 +99,12 @@ def create_token(call: Call) -> Any:
         raise UsageError("token name must be a string")
     from alter.web.message import Response
 
-    return Response.json(call.service.auth.create_token(name), status=201)
+    created = call.service.auth.create_token(name)
+    call.service.settings_changed()  # security.tokens
+    return Response.json(created, status=201)
 
 
 def revoke_token(call: Call) -> Dict[str, Any]:
-    return {"revoked": call.service.auth.revoke_token(call.params["id"])}
+    revoked = call.service.auth.revoke_token(call.params["id"])
+    call.service.settings_changed()
+    return {"revoked": revoked}

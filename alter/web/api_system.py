@@ -98,13 +98,7 @@ def notifications(call: Call) -> Any:
 
 
 def get_settings(call: Call) -> Any:
-    service = call.service
-    out: Dict[str, Any] = service.settings.all()
-    state = service.auth.state()
-    out["security"].update(
-        {"password_set": state["password_set"], "has_pin": state["has_pin"], "tokens": len(service.auth.list_tokens())}
-    )
-    return out
+    return call.service.settings_view()
 
 
 def update_settings(call: Call) -> Any:
@@ -113,7 +107,7 @@ def update_settings(call: Call) -> Any:
         raise PermissionDenied(
             "security settings need a browser session", hint="log in to the dashboard to change them"
         )
-    call.service.settings.update(body)
+    call.service.settings.update(body)  # every open stream gets a `settings` event (GuiService)
     return get_settings(call)
 
 

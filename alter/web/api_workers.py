@@ -1,4 +1,4 @@
-"""/api/v1/workers*: list, create, update, delete, actions, history, env, schema.
+"""/api/v1/workers*: list, create, update, delete, actions, restart and CPU/memory history, env, schema.
 
 Everything goes through the control-command handlers (bridge.call), so the
 API validates and fails exactly like the CLI.  Workers created here get the
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from alter.config import options
+from alter.daemon.history import HISTORY_MAX
 from alter.errors import UsageError
 from alter.web.bridge import LoopRequest
 from alter.web.message import Call, Response
@@ -23,7 +24,12 @@ def _wait(call: Call) -> bool:
 
 
 def list_workers(call: Call) -> Any:
-    return call.service.bridge.call("list")
+    """Like the `list` command, with CPU and memory from the stats sampler's cache (no /proc reads)."""
+    service = call.service
+    hub = service.hub
+    if hub is None:
+        return service.bridge.call("list")
+    return service.bridge.run(lambda: {"workers": hub.statuses()})
 
 
 def get_worker(call: Call) -> Any:
@@ -133,9 +139,17 @@ def stop_all(call: Call) -> Any:
 
 
 def worker_history(call: Call) -> Any:
+    """`?limit=N` (or no query): the restart history; `?range=1h|24h`: the CPU/memory series."""
+    if call.arg("range") is None:
+        return restart_history(call)
+    if call.arg("limit") is not None:
+        raise UsageError(
+            "history: give either range (CPU/memory series) or limit (restart history), not both",
+            hint="e.g. ?limit=50 for the restart history, ?range=1h for the charts",
+        )
     span = call.arg("range", "1h") or "1h"
     if span not in ("1h", "24h"):
-        raise UsageError(f"range must be 1h or 24h, got {span!r}")
+        raise UsageError(f"range must be 1h or 24h, got {span!r}", hint="use ?range=1h or ?range=24h")
     name = call.params["name"]
     service = call.service
 
@@ -144,6 +158,21 @@ def worker_history(call: Call) -> Any:
         return service.history.series(name, span)
 
     return service.bridge.run(read)
+
+
+def restart_history(call: Call) -> Any:
+    """{"worker", "events": [newest first]} through the `history` control command."""
+    raw = call.arg("limit")
+    limit = HISTORY_MAX
+    if raw is not None:
+        text = raw.strip()
+        if not (len(text) <= 4 and text.isascii() and text.isdigit() and 1 <= int(text) <= HISTORY_MAX):
+            raise UsageError(
+                f"query parameter 'limit' must be a whole number from 1 to {HISTORY_MAX}, got {raw[:40]!r}",
+                hint=f"e.g. ?limit=20 (the last {HISTORY_MAX} events of each worker are kept)",
+            )
+        limit = int(text)
+    return call.service.bridge.call("history", {"name": call.params["name"], "limit": limit})
 
 
 def worker_schema(call: Call) -> Any:

@@ -22,6 +22,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
 from urllib.parse import unquote
 
+from alter.daemon.history import HISTORY_MAX
 from alter.errors import NotFound
 from alter.web import api_auth, api_logs, api_system, api_workers
 from alter.web.errors import MethodNotAllowed
@@ -234,9 +235,12 @@ ROUTES: List[Route] = [
         W + "/history",
         api_workers.worker_history,
         USER,
-        "CPU/memory history: 5 s points for 1 h, or 1 min averages for 24 h",
+        "Restart history (newest first); with ?range= the CPU/memory series instead",
         "workers",
-        query={"range": "1h (default) or 24h"},
+        query={
+            "limit": f"1-{HISTORY_MAX}, default {HISTORY_MAX}: the last N lifecycle events (name#N: one instance)",
+            "range": "1h or 24h: CPU/memory history instead (5 s points for 1 h, 1 min averages for 24 h)",
+        },
     ),
     Route(
         "GET",
@@ -327,7 +331,7 @@ ROUTES: List[Route] = [
             "stats": "boolean, default true: CPU/memory once a second",
             "notify": "boolean, default true: notifications",
             "logs": "comma-separated worker names, or * for all",
-            "tail": "0-5000: backlog lines per named worker",
+            "tail": "0-5000: backlog lines per named worker; with logs=* the newest N of all workers, in time order",
         },
     ),
     Route(

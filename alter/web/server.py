@@ -8,13 +8,13 @@ slow client never stalls the accept loop).
 Every response carries the security headers (CSP `default-src 'self'`,
 frame-ancestors 'none', nosniff, no referrer) and never any CORS header.
 API answers are JSON (`{"error": {...}}` on failure, status from the error
-class); static files come from the zipapp (`alter.resources.read_web`).
+class); static files come from the zipapp (alter/web/assets.py): under
+`/a/<content hash>/` cacheable forever, elsewhere (index.html) `no-cache`.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import logging
 import os
@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from alter.errors import ApmError, NotFound, UsageError
 from alter.web import routes
+from alter.web.assets import IMMUTABLE, REVALIDATE
 from alter.web.errors import MethodNotAllowed, PayloadTooLarge, TooManyRequests, error_body
 from alter.web.message import JSON_TYPE, Call, Response, Streamed, check_length, json_bytes, parse_json_body
 
@@ -398,22 +399,29 @@ class Handler(BaseHTTPRequestHandler):
         self._send(resp, call.set_cookies)
 
     def _static(self, path: str) -> None:
-        service = self.server.service
+        assets = self.server.service.assets
         rel = unquote(path).lstrip("/")
         if any(part in ("..", ".") for part in rel.replace("\\", "/").split("/")) or "\0" in rel:
             raise NotFound(f"no file {path[:100]!r}", hint="the GUI's files are served from /")
+        hashed = assets.prefixed(rel)  # /a/<tag>/<file>: this build's files, cacheable forever
+        if hashed is not None:
+            data, etag = assets.get(hashed)
+            self._send_static(hashed, data, etag, IMMUTABLE)
+            return
         if rel == "" or rel.endswith("/"):
             rel += "index.html"
         try:
-            data = service.static_file(rel)
+            data, etag = assets.get(rel)
         except NotFound:
             last = rel.rsplit("/", 1)[-1]
             if "." in last:
                 raise
             rel = "index.html"  # a client-side route: the page decides
-            data = service.static_file(rel)
-        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-        headers = [("ETag", etag), ("Cache-Control", "no-cache")]
+            data, etag = assets.get(rel)
+        self._send_static(rel, data, etag, REVALIDATE)
+
+    def _send_static(self, rel: str, data: bytes, etag: str, cache: str) -> None:
+        headers = [("ETag", etag), ("Cache-Control", cache)]
         if self.headers.get("If-None-Match") == etag:
             self._send(Response(304, b"", content_type(rel), headers))
             return

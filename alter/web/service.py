@@ -26,6 +26,7 @@ from typing import Any, Dict, Mapping, Optional
 from alter.config import options
 from alter.errors import ApmError, ConfigError, PermissionDenied, UsageError
 from alter.web import routes
+from alter.web.assets import Assets
 from alter.web.auth import AuthManager
 from alter.web.bridge import LoopBridge
 from alter.web.errors import CsrfRejected, Unauthorized
@@ -76,9 +77,10 @@ class GuiService:
         self.listening: Optional[Dict[str, Any]] = None  # bind/port/tls of the running listener (for HTTP threads)
         self.thread: Optional[threading.Thread] = None
         self.runtime: Dict[str, Any] = {}  # `apm gui --port/--bind` for this run
-        self._static: Dict[str, bytes] = {}
+        self.assets = Assets()  # the GUI files and their content hash, read once by the GUI thread
         self._config_password: Optional[str] = None
         self.auth.on_session_end.append(self._session_ended)
+        self.settings.on_change(lambda _values: self.settings_changed())
         daemon.bus.subscribe("daemon.config", self._daemon_config_changed)
 
     # ------------------------------------------------------------------ config
@@ -231,8 +233,15 @@ class GuiService:
         self.listening = {"bind": bind, "port": server.port, "tls": tls is not None, "loopback": is_loopback(bind)}
         self.bridge.closed = False
         self._attach()
-        self.thread = threading.Thread(target=server.serve, name="apm-gui", daemon=True)
+        self.thread = threading.Thread(target=self._serve, args=(server,), name="apm-gui", daemon=True)
         self.thread.start()
+
+    def _serve(self, server: GuiHTTPServer) -> None:
+        try:
+            self.assets.load()  # once: read and hash the GUI files before the first page asks
+        except Exception:
+            log.exception("GUI: cannot read the dashboard's files")
+        server.serve()
 
     def _daemon_config_changed(self, kind: str, data: Dict[str, Any]) -> None:
         """apm.conf's daemon block changed (`apm boot` / `reload`): follow the gui_* options."""
@@ -314,6 +323,26 @@ class GuiService:
         if self.hub is not None:
             self.hub.publish_notification(item)
 
+    def settings_view(self) -> Dict[str, Any]:
+        """What GET /api/v1/settings answers (and the stream's `settings` event carries): no secrets."""
+        out: Dict[str, Any] = self.settings.all()
+        state = self.auth.state()
+        out["security"].update(
+            {"password_set": state["password_set"], "has_pin": state["has_pin"], "tokens": len(self.auth.list_tokens())}
+        )
+        return out
+
+    def settings_changed(self) -> None:
+        """Settings (or the security facts in them) changed: every open stream gets `settings` (any thread)."""
+        hub = self.hub
+        if hub is None or self.bridge.closed or not self.running:
+            return
+
+        def publish() -> None:  # on the loop, so the last event always carries the latest values
+            hub.publish_settings(self.settings_view())
+
+        self.daemon.loop.call_soon_threadsafe(publish)
+
     def _session_ended(self, owner: str) -> None:
         hub = self.hub
         if hub is not None and not self.bridge.closed:
@@ -326,14 +355,7 @@ class GuiService:
             return self._host_load.sample()
 
     def static_file(self, rel: str) -> bytes:
-        data = self._static.get(rel)
-        if data is None:
-            from alter.resources import read_web
-
-            data = read_web(rel)
-            if len(self._static) < 512:
-                self._static[rel] = data
-        return data
+        return self.assets.get(rel)[0]
 
     def session_cookie(self, sid: str) -> str:
         secure = "; Secure" if self.listening is not None and self.listening["tls"] else ""

@@ -25,6 +25,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from alter import __version__
 from alter.errors import ApmError
+from alter.supervise.status import worker_status
 from alter.web.message import json_text
 
 log = logging.getLogger("apm.web")
@@ -188,10 +189,17 @@ class StreamHub:
             if client.owner == owner:
                 client.close(reason)
 
+    def statuses(self, names: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+        """WorkerStatus of every worker (or of `names`), CPU and memory from the sampler's cache."""
+        usage = getattr(self.sampler, "usage", None)
+        workers = self.sup.workers
+        chosen = workers.values() if names is None else [workers[n] for n in names if n in workers]
+        return [worker_status(w, usage) for w in chosen]
+
     def _snapshot(self, client: StreamClient) -> bytes:
         data: Dict[str, Any] = {"server_time": round(time.time(), 3)}
         if client.want.workers:
-            data["workers"] = self.sup.list()
+            data["workers"] = self.statuses()
         if client.want.stats:
             data["stats"] = self.sampler.snapshot()
         return frame("snapshot", data)
@@ -232,13 +240,9 @@ class StreamHub:
         self._flush_timer = None
         names = self._dirty | self._removed
         self._dirty, self._removed = set(), set()
-        statuses = []
-        gone = []
-        for name in sorted(names):
-            if self.sup.exists(name):
-                statuses.append(self.sup.status(name))
-            else:
-                gone.append(name)
+        ordered = sorted(names)
+        statuses = self.statuses(ordered)
+        gone = [name for name in ordered if not self.sup.exists(name)]
         if statuses:
             self._broadcast(frame("workers", {"workers": statuses}), lambda c: c.want.workers)
         if gone:
@@ -247,6 +251,11 @@ class StreamHub:
     def publish_stats(self, payload: Dict[str, Any]) -> None:
         if self.clients:
             self._broadcast(frame("stats", payload), lambda c: c.want.stats)
+
+    def publish_settings(self, settings: Dict[str, Any]) -> None:
+        """Settings changed (any page, or the CLI): every stream gets them, whatever it subscribed to."""
+        if self.clients:
+            self._broadcast(frame("settings", settings), lambda c: True)
 
     def publish_notification(self, item: Dict[str, Any]) -> None:
         if self.clients:
@@ -308,7 +317,10 @@ class StreamHub:
             self._broadcast(frame("log", data), lambda c, n=name: c.want.wants_log(n))  # type: ignore[misc]
 
     def _backlog(self, client: StreamClient) -> None:
-        if client.want.tail <= 0 or "*" in client.want.logs:
+        if client.want.tail <= 0:
+            return
+        if "*" in client.want.logs:
+            self._backlog_all(client)
             return
         for name in sorted(client.want.logs):
             worker = self.sup.workers.get(name)
@@ -317,6 +329,68 @@ class StreamHub:
                 continue
             lines = tail(client.want.tail)
             client.push(frame("log", {"worker": name, "lines": [_line(x) for x in lines], "backlog": True}))
+
+    def _backlog_all(self, client: StreamClient) -> None:
+        """logs=*: the last `tail` lines across every worker, in time order, as runs of one worker's lines
+        (one `log` frame per run, every frame queued as ONE item so a long backlog cannot overflow the queue)."""
+        sources: Dict[str, Callable[[int], List[Dict[str, Any]]]] = {}
+        for name, worker in self.sup.workers.items():
+            tail = getattr(getattr(worker, "log", None), "tail", None)
+            if tail is not None:
+                sources[name] = tail
+        merged = merged_tail(sources, client.want.tail)
+        frames: List[bytes] = []
+        i = 0
+        while i < len(merged):
+            name = merged[i][0]
+            j = i
+            while j < len(merged) and merged[j][0] == name:
+                j += 1
+            lines = [_line(line) for _, line in merged[i:j]]
+            frames.append(frame("log", {"worker": name, "lines": lines, "backlog": True}))
+            i = j
+        if frames:
+            client.push(b"".join(frames))
+
+
+def merged_tail(sources: Dict[str, Callable[[int], List[Dict[str, Any]]]], n: int) -> List[Tuple[str, Dict[str, Any]]]:
+    """The newest `n` lines of all `sources` (name -> tail(k), oldest first), merged oldest first by `ts`.
+
+    Bounded work: each source is asked for about n / len(sources) lines first, and only a source whose
+    oldest line so far could still be among the newest n is asked again, for twice as many.
+    """
+    if n <= 0 or not sources:
+        return []
+    order = {name: i for i, name in enumerate(sorted(sources))}
+    want = {name: min(n, max(16, -(-n // len(sources)))) for name in sources}
+    got: Dict[str, List[Dict[str, Any]]] = {}
+    ask = set(sources)
+    while True:
+        for name in ask:
+            got[name] = sources[name](want[name])
+        merged = sorted(
+            (
+                (_ts(line), order[name], pos, name, line)
+                for name, lines in got.items()
+                for pos, line in enumerate(lines)
+            ),
+            key=lambda item: item[:3],
+        )
+        cut = merged[-n][0] if len(merged) >= n else float("-inf")
+        ask = {
+            name
+            for name, lines in got.items()
+            if lines and len(lines) >= want[name] and want[name] < n and _ts(lines[0]) >= cut
+        }
+        if not ask:
+            return [(item[3], item[4]) for item in merged[-n:]]
+        for name in ask:
+            want[name] = min(n, want[name] * 2)
+
+
+def _ts(line: Dict[str, Any]) -> float:
+    ts = line.get("ts")
+    return float(ts) if isinstance(ts, (int, float)) else 0.0
 
 
 def _line(line: Dict[str, Any]) -> Dict[str, Any]:

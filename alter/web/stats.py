@@ -12,6 +12,12 @@ One timer, one read of /proc/<pid>/stat per running instance per tick
 CPU is percent of one core, memory is RSS bytes, summed over a worker's
 instances (per instance in the live payload).  Only the instance's main
 process is measured, as in `apm list`.
+
+Every number read is also kept per pid: `usage(pid)` answers from that
+cache while it is fresher than `FRESH` seconds (the 1 s tick, or the 5 s
+history tick when no stream wants stats), so `GET /api/v1/workers` and a
+stream's snapshot cost no /proc reads for 500 workers; a pid the sampler has
+not seen yet falls back to the supervisor's own reader.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from alter.web.procstat import CLK_TCK, ProcStat, read_stat
 from alter.web.sysinfo import HostLoad
 
 FAST = 1.0
+FRESH = 7.0  # seconds a cached sample answers usage(): past the 5 s history tick, with slack for a busy loop
 ALIVE = (InstanceState.RUNNING, InstanceState.STOPPING)
 
 WorkerRow = Dict[str, Any]  # {"cpu", "memory", "instances": [{"index", "cpu", "memory"}]}
@@ -50,6 +57,7 @@ class StatsSampler:
         self.proc = ProcStat()
         self.current: Dict[str, WorkerRow] = {}  # last published rows (what a new client's snapshot holds)
         self.host_now: Dict[str, Any] = {}
+        self._by_pid: Dict[int, Tuple[float, int, float]] = {}  # pid -> (cpu, rss, loop time read)
         self._hist_prev: Dict[int, Tuple[int, int, float]] = {}  # pid -> (start, ticks, when)
         self._next_history = 0.0
         self._timer: Any = None
@@ -113,6 +121,7 @@ class StatsSampler:
                     continue
                 row = rows.setdefault(name, {"cpu": 0.0, "memory": 0, "instances": []})
                 cpu, rss = round(got[0], 1), got[1]
+                self._by_pid[pid] = (cpu, rss, now)
                 row["instances"].append({"index": index, "cpu": cpu, "memory": rss})
                 row["cpu"] = round(row["cpu"] + cpu, 1)
                 row["memory"] += rss
@@ -125,9 +134,21 @@ class StatsSampler:
             self.on_stats({"t": round(self.wall(), 3), "workers": changed, "host": self.host_now})
         if now >= self._next_history - 0.05:
             self._next_history = now + self.history.interval
-            self._record_history(targets, now)
+            self._record_history(targets, now, cache=not fast)
+        if len(self._by_pid) > len(targets):
+            alive = {pid for _, _, pid in targets}
+            for pid in [p for p in self._by_pid if p not in alive]:
+                del self._by_pid[pid]
 
-    def _record_history(self, targets: List[Tuple[str, int, int]], now: float) -> None:
+    def usage(self, pid: int) -> Tuple[Optional[float], Optional[int]]:
+        """(cpu %, rss bytes) of a live pid: the cached sample while fresh, else the supervisor's reader."""
+        got = self._by_pid.get(pid)
+        if got is not None and self.loop.time() - got[2] <= FRESH:
+            return got[0], got[1]
+        usage: Tuple[Optional[float], Optional[int]] = self.sup.ops.usage(pid)
+        return usage
+
+    def _record_history(self, targets: List[Tuple[str, int, int]], now: float, cache: bool = True) -> None:
         values: Dict[str, Tuple[Optional[float], Optional[float]]] = {}
         prev = self._hist_prev
         fresh: Dict[int, Tuple[int, int, float]] = {}
@@ -141,6 +162,8 @@ class StatsSampler:
             cpu = 0.0
             if old is not None and old[0] == start and now > old[2]:
                 cpu = max(0.0, (ticks - old[1]) / CLK_TCK / (now - old[2]) * 100.0)
+            if cache:
+                self._by_pid[pid] = (round(cpu, 1), rss, now)
             cpu_sum, mem_sum = values.get(name, (0.0, 0.0))
             values[name] = ((cpu_sum or 0.0) + cpu, (mem_sum or 0.0) + rss)
         self._hist_prev = fresh

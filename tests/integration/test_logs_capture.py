@@ -45,6 +45,7 @@ class Pump:
         self, loop: EventLoop, wl: WorkerLog, code: str, *args: str, index: int = 1, instances: int = 1
     ) -> None:
         self.loop = loop
+        self.wl = wl
         self.proc = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(code), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -65,6 +66,7 @@ class Pump:
         if not data:
             self.loop.remove_reader(fd)
             writer.close()
+            self.wl.settle()  # (a big last write may still be on the writer thread: `done` means in the file)
             self.open -= 1
             return
         self.reads += 1

@@ -140,3 +140,68 @@ def test_no_line_lost_or_doubled_across_50_rotations_under_load(apm: Apm, tmp_pa
     out = apm("log", "r", "--out", "-n", "20000", "--no-follow").stdout.splitlines()
     got = [int(x.split()[5]) for x in out if " | seq " in x]
     assert got == list(range(total - 19_999, total))
+
+
+MIXED = """
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    out.write(b"n=%05d INFO user=%d ok\\n" % (i, i))
+    if i % 97 == 0:
+        out.write(b"n=%05d \\x1b[31mERROR\\x1b[0m red word\\n" % i)
+    if i % 89 == 0:
+        out.write(b"n=%05d CRIT\\x1b[1mICAL split by a colour code\\n" % i)
+    if i % 83 == 0:
+        out.write(b"n=%05d caf\\xc3\\xa9 \\xe2\\x9c\\x93 and invalid \\xff\\xfe bytes user=%d7 timeout\\n" % (i, i))
+out.write(b"DONE\\n")
+out.flush()
+import time
+time.sleep(600)
+"""
+
+
+def test_grep_cli_local_search_and_daemon_search_agree(apm: Apm, tmp_path) -> None:
+    """The CLI searches files it can read itself; the daemon's grep worker gives the same text and matches."""
+    run_worker(apm, tmp_path, "m", MIXED, "4000", flags=("--log_max_size", "64K", "--log_max_files", "100"))
+    wait_for(lambda: done(apm, "m"), timeout=20, what="the worker's output")
+    files = [f["path"] for f in apm.json("info", "m")["logs"]["files"]]
+    assert len(files) > 3
+    every = [x for f in files for x in file_lines(f)]  # the text as read (escapes removed)
+    cases = [
+        ([], "CRITICAL", "CRITICAL"),  # split by the child's colour code in the file: found as read
+        (["-C", "1"], "ERROR|CRITICAL", "ERROR|CRITICAL"),
+        ([], r"user=[0-9]{2}7 .*timeout", r"user=[0-9]{2}7 .*timeout"),
+        (["-i"], "CAFé|critical", None),
+        ([], r"(?<=n=0)\d+ ERROR", r"(?<=n=0)\d+ ERROR"),
+        ([], "caf\u00e9 \u2713", "caf\u00e9 \u2713"),
+    ]
+    for argv, text, pattern in cases:
+        r = apm("grep", *argv, text, "m", "--max", "0")
+        local = r.stdout
+        assert local, argv
+        if pattern is not None:  # every matching line as read, in order, numbered as in its file
+            want = [x for x in every if re.search(pattern, x)]
+            got = [GREP_LINE.match(x) for x in local.splitlines() if GREP_LINE.match(x)]
+            assert [m.group(6) for m in got if m.group(3) == ":"] == want
+        args: dict = {"pattern": text, "name": "m", "max": 0, "color": False, "ignore_case": "-i" in argv}
+        if "-C" in argv:
+            args["context"] = int(argv[argv.index("-C") + 1])
+        events, reply = request(apm, "grep", dict(args, format="text"), timeout=30)
+        assert reply["ok"], reply
+        assert "".join(e["data"]["text"] for e in events if e["event"] == "text") == local
+        events, reply = request(apm, "grep", args, timeout=30)
+        matches = [m for e in events if e["event"] == "matches" for m in e["data"]["matches"]]
+        assert [f"{m['worker']}/{os.path.basename(m['file'])}:{m['line_no']}:{m['line']}" for m in matches] == [
+            x for x in local.splitlines() if GREP_LINE.match(x) and GREP_LINE.match(x).group(3) == ":"
+        ]
+        assert reply["result"]["matches"] == len(matches)
+    assert "\ufffd\ufffd bytes" in apm("grep", "invalid", "m").stdout  # invalid UTF-8 shown replaced
+    # The plan: what the CLI needs to search by itself, validated like a search.
+    _, reply = request(apm, "grep", {"pattern": "x", "name": "m", "plan": True})
+    plan = reply["result"]["plan"]
+    assert plan["pattern"] == "x" and plan["max"] == 1000 and plan["context"] == 0
+    [(worker, listed, heads)] = plan["files"]
+    assert worker == "m" and listed == files and heads and all("\x1b[" in h for h in heads)
+    assert error_type(apm, "grep", {"pattern": "(", "plan": True}) == "UsageError"
+    assert error_type(apm, "grep", {"pattern": "x", "format": "xml"}) == "UsageError"
+    assert error_type(apm, "grep", {"pattern": "x", "plan": "yes"}) == "UsageError"

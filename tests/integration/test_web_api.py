@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
@@ -216,7 +217,7 @@ def test_history_is_sampled(apm):
     api = gui.login()
     apm("run", "sleep", "300", "--name", "h")
     data = wait_for(
-        lambda: (d := api.get("/api/v1/workers/h/history").json()) and any(m for m in d["memory"] if m) and d,
+        lambda: (d := api.get("/api/v1/workers/h/history?range=1h").json()) and any(m for m in d["memory"] if m) and d,
         timeout=15,
         what="a history point",
     )
@@ -224,7 +225,10 @@ def test_history_is_sampled(apm):
     assert len(data["t"]) == len(data["cpu"]) == len(data["memory"])
     assert api.get("/api/v1/workers/h/history?range=24h").json()["interval"] == 60
     assert api.get("/api/v1/workers/h/history?range=1y").status == 400
-    assert api.get("/api/v1/workers/nope/history").status == 404
+    assert api.get("/api/v1/workers/nope/history?range=1h").status == 404
+    # GET /workers serves CPU and memory from the sampler's cache: the same numbers the history saw.
+    listed = api.get("/api/v1/workers").json()["workers"][0]["instances"][0]
+    assert listed["memory"] and listed["memory"] > 0 and listed["cpu"] is not None
 
 
 def test_logs_tail_search_download_clear(apm):
@@ -322,6 +326,7 @@ def test_static_files(apm):
     api = gui.api()
     index = api.get("/")
     assert index.status == 200 and b"<html" in index.body.lower()
+    assert index.header("Cache-Control") == "no-cache"
     assert api.get("/index.html").body == index.body
     assert api.get("/", headers={"If-None-Match": index.header("ETag") or ""}).status == 304
     assert api.get("/processes/api").body == index.body  # client-side routes get the page
@@ -332,3 +337,39 @@ def test_static_files(apm):
     assert api.post("/index.html", csrf=False).status == 405
     assert api.get("/api/v1/health").json() == {"ok": True}
     assert api.get("/").header("Server") == "apm"
+
+
+def test_assets_are_immutable_under_a_content_hash(apm):
+    gui = start_gui(apm)
+    api = gui.api()
+    page = api.get("/").body.decode()
+    tags = set(re.findall(r'(?:href|src)="/a/([0-9a-f]{12})/', page))
+    assert len(tags) == 1, page[:600]
+    tag = tags.pop()
+    # Every stylesheet, module preload, the app script and the favicon moved under the prefix; API preloads did not.
+    assert 'src="/a/' + tag + '/js/app.js"' in page and 'href="/a/' + tag + '/favicon.svg"' in page
+    assert re.findall(r'(?:href|src)="/(?!a/|api/)', page) == []
+    assert 'href="/api/v1/workers"' in page
+    app = api.get(f"/a/{tag}/js/app.js")
+    assert app.status == 200 and app.header("Cache-Control") == "public, max-age=31536000, immutable"
+    assert app.header("Content-Type") == "text/javascript; charset=utf-8"
+    assert app.body == api.get("/js/app.js").body  # old unprefixed paths still work, revalidated
+    assert api.get("/js/app.js").header("Cache-Control") == "no-cache"
+    assert "default-src 'self'" in (app.header("Content-Security-Policy") or "")
+    assert app.header("X-Content-Type-Options") == "nosniff"
+    css = api.get(f"/a/{tag}/css/base.css")
+    assert css.status == 200 and css.header("Content-Type") == "text/css; charset=utf-8"
+    assert api.get(f"/a/{tag}/js/app.js", headers={"If-None-Match": app.header("ETag") or ""}).status == 304
+    wrong = api.get("/a/000000000000/js/app.js")
+    assert wrong.status == 404 and "reload" in wrong.error["hint"]
+    for bad in (
+        f"/a/{tag}/../../etc/passwd",
+        f"/a/{tag}/%2e%2e/%2e%2e/etc/passwd",
+        f"/a/{tag}/..%2f..%2fetc%2fpasswd",
+        f"/a/{tag}/no/such.js",
+        f"/a/{tag}/",
+        f"/a/{tag}",
+        "/a/",
+    ):
+        r = api.get(bad)
+        assert r.status == 404 and r.header("Cache-Control") == "no-store", (bad, r)

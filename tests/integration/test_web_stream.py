@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tests.helpers import wait_for
 from tests.integration.web_support import SseReader, start_gui
 
 pytestmark = pytest.mark.timeout(120)
@@ -106,3 +109,65 @@ def test_stream_with_a_bearer_token(apm):
         stream.wait("logout", timeout=10)
     finally:
         stream.close()
+
+
+def test_stream_all_workers_tail_is_interleaved_in_time_order(apm):
+    gui = start_gui(apm)
+    api = gui.login()
+    # Two workers writing alternately: a1 b1 a2 b2 a3 b3 (each waits for the other's line file).
+    for me in ("a", "b"):
+        script = (
+            f'cd "$0"; for i in 1 2 3; do '
+            f"if [ {me} = b ]; then while [ ! -e a$i ]; do sleep 0.01; done; fi; "
+            f"if [ {me} = a ] && [ $i -gt 1 ]; then while [ ! -e b$((i-1)) ]; do sleep 0.01; done; fi; "
+            f"echo {me}-line-$i; sleep 0.02; touch {me}$i; done; sleep 300"
+        )
+        apm("run", "sh", "--name", me, "--", "-c", script, str(apm.home))
+
+    def done():
+        tails = [api.get(f"/api/v1/workers/{n}/logs?lines=10").json()["lines"] for n in ("a", "b")]
+        return all(any("-line-3" in x["text"] for x in t) for t in tails)
+
+    wait_for(done, 15, what="both workers' three lines")
+    stream = SseReader(api, "/api/v1/stream?logs=*&tail=4&stats=0&workers=0&notify=0")
+    try:
+        stream.wait("hello")
+        stream.wait("log", lambda d: d.get("backlog"))
+        stream.wait("snapshot")
+        backlog = [d for k, d in stream.events if k == "log" and d.get("backlog")]
+        lines = [(d["worker"], x["text"]) for d in backlog for x in d["lines"] if "-line-" in x["text"]]
+        assert [t for _, t in lines] == ["b-line-1", "a-line-2", "b-line-2", "a-line-3", "b-line-3"][-len(lines) :]
+        assert len([x for d in backlog for x in d["lines"]]) <= 4, backlog  # bounded by tail
+        stamps = [x["ts"] for d in backlog for x in d["lines"]]
+        assert stamps == sorted(stamps)
+        assert {w for w, _ in lines} == {"a", "b"} and len(lines) >= 3, backlog
+    finally:
+        stream.close()
+
+
+def test_settings_changes_reach_every_stream(apm):
+    gui = start_gui(apm)
+    api = gui.login()
+    other = gui.login()  # a second page, another session
+    logs_page = SseReader(other, "/api/v1/stream?workers=0&stats=0&notify=0&logs=*")
+    main_page = SseReader(api, "/api/v1/stream")
+    try:
+        logs_page.wait("hello"), main_page.wait("hello")
+        assert api.patch("/api/v1/settings", {"ui": {"theme": "light", "font_size": 16}}).status == 200
+        expected = api.get("/api/v1/settings").json()
+        for page in (logs_page, main_page):
+            got = page.wait("settings", lambda d: d["ui"]["theme"] == "light")
+            assert got == expected and got["security"]["password_set"] is True
+            assert "password" not in got["security"] and "hash" not in json.dumps(got)
+        # A token made with the CLI changes security.tokens: pushed too.
+        apm("token", "create", "--name", "ci")
+        got = main_page.wait("settings", lambda d: d["security"]["tokens"] == 1)
+        assert got["ui"]["theme"] == "light"
+        # A refused change pushes nothing.
+        assert api.patch("/api/v1/settings", {"ui": {"theme": "neon"}}).status == 400
+        assert api.patch("/api/v1/settings", {"general": {"tail_lines": 300}}).status == 200
+        got = main_page.wait("settings", lambda d: d["general"]["tail_lines"] == 300)
+        assert all(d["ui"]["theme"] != "neon" for k, d in main_page.events if k == "settings")
+    finally:
+        logs_page.close()
+        main_page.close()

@@ -6,6 +6,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,23 @@ def test_stat_fields_and_alive() -> None:
     assert proctree.stat_fields(2**22 + 12345) is None
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def test_scan_finds_marked_processes_and_groups() -> None:
     env = dict(os.environ, APM_INSTANCE="unit:scan#1")
     marked = subprocess.Popen(["sleep", "30"], env=env)
     grouped = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
+        for p in (marked, grouped):  # environ and session are the child's own only once it has exec'd
+            deadline = time.monotonic() + 5
+            while _cmdline(p.pid) != b"sleep\x0030\x00" and time.monotonic() < deadline:
+                time.sleep(0.005)
         found = proctree.scan("unit:scan#1", grouped.pid, None, {os.getpid()})
         assert found == {marked.pid, grouped.pid}
         assert proctree.scan("unit:scan#2", None, None, set()) == set()

@@ -289,3 +289,100 @@ def test_day_bounds_are_local_midnights() -> None:
     assert archive.retention_cutoff(local(2026, 3, 7), 30) == "2026-02-05"
     assert archive.retention_cutoff(local(2026, 3, 7), 0) is None
     assert calendar.isleap(2028)
+
+
+# ------------------------------------------------------------------ write-behind (the writer thread)
+
+
+@pytest.fixture
+def behind(monkeypatch):
+    """Every write goes through the writer thread."""
+    from alter.logs import files
+
+    monkeypatch.setattr(files, "BEHIND_MIN", 1)
+    return files
+
+
+def test_write_behind_keeps_order_and_rotation_exact(tmp_path, loop, behind) -> None:
+    wall = Clock(local(2026, 11, 21))
+    path = tmp_path / "out.log"
+    f = LogFile(loop, str(path), Policy(max_size=1000, max_files=100, daily=False), wall)
+    f.open()
+    sizes = [1, 7, 30, 120, 3, 55]  # chunks of many sizes, several rotations inside one chunk
+    n = 0
+    for i in range(60):
+        k = sizes[i % len(sizes)]
+        assert write(f, lines(k, n), wall.t)
+        n += k
+    assert f._behind is not None and f._behind._thread is not None  # the thread did the writing
+    f.settle()
+    assert content(f.files()) == lines(n)  # every line once, in order, across all files
+    assert f.rotations > 10
+    assert all(os.path.getsize(p) <= 1000 for p in f.files())
+    assert f.size == os.path.getsize(path) and f.written_bytes == len(lines(n))
+    f.close()
+
+
+def test_write_behind_disk_full_is_reported_and_counted(tmp_path, loop, behind) -> None:
+    wall = Clock(local(2026, 11, 21))
+    path = tmp_path / "out.log"
+    os.symlink("/dev/full", path)
+    errors: list = []
+    f = LogFile(loop, str(path), Policy(max_size=0, daily=False), wall, on_error=errors.append)
+    f.open()
+    assert write(f, lines(3), wall.t)  # in flight: the failure is not known yet
+    assert not write(f, lines(2), wall.t)  # the next write waits for it, sees ENOSPC, is dropped too
+    assert f.error and f.error.startswith(f"disk full writing {path}") and len(errors) == 1
+    assert (f.dropped_lines, f.dropped_bytes) == (5, 55) and f.written_bytes == 0
+    f.close()
+
+
+def test_write_behind_failure_shows_on_the_timer_without_another_write(tmp_path, loop, behind) -> None:
+    wall = Clock(local(2026, 11, 21))
+    path = tmp_path / "out.log"
+    os.symlink("/dev/full", path)
+    f = LogFile(loop, str(path), Policy(max_size=0, daily=False), wall)
+    f.open()
+    write(f, lines(4), wall.t)
+    run_timers(loop, RETRY + 0.1)
+    assert f.error and (f.dropped_lines, f.dropped_bytes) == (4, 44)
+    f.close()
+
+
+def test_write_behind_short_write_is_cut_back_to_whole_lines(tmp_path, loop, behind, monkeypatch) -> None:
+    wall = Clock(local(2026, 11, 21))
+    path = tmp_path / "out.log"
+    f = LogFile(loop, str(path), Policy(daily=False, max_size=0), wall)
+    f.open()
+    write(f, lines(1), wall.t)
+    f.settle()
+    real_write = os.write
+
+    def short_writev(fd, parts):  # the disk fills up 25 bytes into the chunk
+        return real_write(fd, b"".join(parts)[:25])
+
+    def full_write(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    monkeypatch.setattr(os, "write", full_write)
+    write(f, lines(4, 1), wall.t)
+    f.settle()
+    monkeypatch.undo()
+    assert path.read_bytes() == lines(3)  # line 0 + two whole lines of the chunk, no half line
+    assert (f.dropped_lines, f.dropped_bytes) == (2, 22)
+    assert f.size == len(lines(3)) and f.error
+    f.close()
+
+
+def test_write_behind_flush_and_close_wait_for_the_write_in_flight(tmp_path, loop, behind) -> None:
+    wall = Clock(local(2026, 11, 21))
+    path = tmp_path / "out.log"
+    f = LogFile(loop, str(path), Policy(daily=False), wall)
+    f.open()
+    write(f, lines(50), wall.t)
+    f.clear()  # `apm flush` must not be undone by a write that lands after the truncate
+    assert path.read_bytes() == b"" and f.size == 0
+    write(f, lines(2, 7), wall.t)
+    f.close()
+    assert path.read_bytes() == lines(2, 7)

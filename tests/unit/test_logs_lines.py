@@ -152,3 +152,64 @@ def test_huge_pending_without_newline_is_cut_as_it_grows() -> None:
     assert asm.pending <= 16
     assert [len(b) - 1 for b, _ in out] == [16, 16, 16, 16]
     assert [c for _, c in out] == [False, True, True, True]
+
+
+# ------------------------------------------------------------------ take(): the zero-copy hot path
+
+
+def assemble_taking(chunks: Sequence[bytes], limit: int = LINE_MAX) -> Tuple[List[Line], int]:
+    """Like StreamWriter.feed: take() first, feed() when take() declines; (lines, chunks taken)."""
+    asm = LineAssembler(limit)
+    blocks: List[Tuple[bytes, bool]] = []
+    taken = 0
+    for c in chunks:
+        got = asm.take(c)
+        if got is None:
+            blocks.extend(asm.feed(c))
+        else:
+            lead, end, cont = got
+            assert 0 < end <= len(c) and c[end - 1 : end] == b"\n" and b"\n" not in c[end:]
+            blocks.append((lead + c[:end], cont))
+            taken += 1
+    blocks.extend(asm.close())
+    out: List[Line] = []
+    for block, cont in blocks:
+        assert block.endswith(b"\n")
+        parts = block[:-1].split(b"\n")
+        assert all(len(p) <= limit for p in parts), "take() let a line longer than the limit through"
+        out.append((parts[0], cont))
+        out.extend((p, False) for p in parts[1:])
+    return out, taken
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=data_st,
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=25),
+    limit=st.sampled_from([4, 5, 7, 16, 64]),
+)
+def test_take_then_feed_gives_the_same_lines_as_feed(data: bytes, cuts: List[int], limit: int) -> None:
+    chunks = split_at(data, cuts)
+    got, _ = assemble_taking(chunks, limit)
+    assert got == reference(data, limit) == assemble(chunks, limit)
+
+
+def test_take_common_case_copies_nothing_and_keeps_the_partial_line() -> None:
+    asm = LineAssembler(64)
+    assert asm.take(b"no newline yet") is None  # declined: feed() keeps it pending
+    assert asm.feed(b"no newline yet") == []
+    chunk = b" ...done\nsecond\nthird par"
+    lead, end, cont = asm.take(chunk)
+    assert (lead, chunk[:end], cont) == (b"no newline yet", b" ...done\nsecond\n", False)
+    assert asm.pending == len(b"third par")
+    assert asm.close() == [(b"third par\n", False)]
+
+
+def test_take_declines_long_lines_and_changes_nothing() -> None:
+    asm = LineAssembler(8)
+    assert asm.feed(b"12345") == []
+    assert asm.take(b"6789\nok\n") is None  # the first line (with the pending part) is 9 bytes
+    assert asm.pending == 5
+    assert asm.take(b"ok\n" + b"y" * 20 + b"\nz\n") is None  # a long line in the middle
+    assert asm.take(b"\n" + b"w" * 9) is None  # the new partial line is already too long
+    assert asm.feed(b"6789\nok\n") == [(b"12345678\n", False), (b"9\n", True), (b"ok\n", False)]

@@ -327,3 +327,65 @@ def test_daemon_rotation_defaults(env) -> None:
     wl2 = env(name="b", log_max_size=99, log_max_files=2)
     pol2 = wl2._files[wl2.out_path].policy
     assert (pol2.max_size, pol2.max_files, pol2.daily, pol2.retention_days) == (99, 2, True, 30)
+
+
+# ------------------------------------------------------------------ the zero-copy hot path
+
+
+def _capture(
+    tmp_path, name: str, chunks: List[bytes], fast: bool, monkeypatch, **opts: Any
+) -> Tuple[bytes, list, dict]:
+    from alter.logs import files
+    from alter.logs.lines import LineAssembler
+
+    monkeypatch.setattr(files, "BEHIND_MIN", 64)  # some writes through the writer thread, some on the loop
+    real_take = LineAssembler.take
+    taken = []
+
+    def take(self: LineAssembler, data: bytes) -> Any:
+        got = real_take(self, data) if fast else None
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(LineAssembler, "take", take)
+    loop = EventLoop(clock=Clock())
+    cfg = effective({"name": "api", "exec": "x", "instances": 2, **opts})
+    clock = Clock(1_795_268_718.25)
+    wl = WorkerLog(loop, "api", cfg, {}, resolve({"APM_HOME": str(tmp_path / name)}), wall_clock=clock)
+    seen: list = []
+    wl.subscribe(seen.extend)
+    w = wl.open_stream(2, "out", 2)
+    for i, c in enumerate(chunks):
+        clock.t += 0.001 * (i % 3)
+        w.feed(c)
+    wl.settle()
+    status = {k: v for k, v in wl.status().items() if k not in ("out", "err")}
+    tail = wl.tail(10_000)
+    wl.close()
+    loop.close()
+    monkeypatch.undo()
+    assert any(taken) == fast  # (the fast run did go through take())
+    return read(wl.out_path), [tail, seen], status
+
+
+SAMPLE = (
+    b"".join(b"line %04d \x1b[32mgreen\x1b[0m \xff caf\xc3\xa9 \xe7a\n" % i for i in range(300))
+    + b"x" * 70_000
+    + b"\n\nlast partial"
+)
+
+
+@pytest.mark.parametrize("strip", [False, True])
+@pytest.mark.parametrize("step", [1, 7, 100, 997, 4096, 30_000, 65536])
+def test_fast_path_writes_exactly_what_the_generic_path_writes(tmp_path, monkeypatch, strip, step) -> None:
+    chunks = [SAMPLE[i : i + step] for i in range(0, len(SAMPLE), step)]
+    if step == 1:
+        chunks = chunks[:3000] + [SAMPLE[3000:]]  # (byte by byte for the first lines only: fast enough)
+    fast = _capture(tmp_path, "fast", chunks, True, monkeypatch, strip_ansi=strip)
+    slow = _capture(tmp_path, "slow", chunks, False, monkeypatch, strip_ansi=strip)
+    assert fast == slow
+    data, (tail, seen), status = fast
+    assert status["lines"] == 300 + 2 + 1 and status["dropped_lines"] == 0
+    assert data.count(b"\n") == 300 + 2 + 1 + 1  # the 70,000-byte line in two pieces, "", then (at close) the partial
+    assert len(tail) == 303 and tail == seen[:303] and seen[303]["text"] == "last partial"
+    assert (ESC in data) != strip

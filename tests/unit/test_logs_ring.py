@@ -62,6 +62,46 @@ def test_ring_replaces_invalid_utf8_on_read() -> None:
     assert ring.tail()[0]["text"] == "\ufffd\ufffdok"
 
 
+def test_ring_append_parts_is_lazy_and_reads_like_append() -> None:
+    lazy, eager = LineRing("w"), LineRing("w")
+    lead, data = b"first half ", b"second half\nb\nc\npartial"
+    end = data.rindex(b"\n") + 1
+    lazy.append_parts(1.0, "out", 1, lead, data, end, 3, cont=True)
+    eager.append(1.0, "out", 1, lead + data[:end], 3, cont=True)
+    assert lazy._entries[0][3] == (lead, data, end)  # nothing joined yet
+    assert lazy.tail() == eager.tail() and lazy.tail(2) == eager.tail(2)
+    assert [d["text"] for d in lazy.tail()] == ["first half second half", "b", "c"]
+    assert (lazy.lines, lazy.bytes) == (eager.lines, eager.bytes) == (3, len(lead) + end)
+
+
+def test_ring_append_parts_whole_chunk_is_kept_as_is() -> None:
+    ring = LineRing("w")
+    data = block("a", "b")
+    ring.append_parts(1.0, "out", 1, b"", data, len(data), 2)
+    assert ring._entries[0][3] is data
+
+
+def test_ring_append_parts_copies_when_it_would_pin_a_big_unused_tail() -> None:
+    ring = LineRing("w")
+    data = b"short\n" + b"p" * 1000  # a partial line much longer than the block
+    ring.append_parts(1.0, "out", 1, b"", data, 6, 1)
+    stored = ring._entries[0][3]
+    assert stored == b"short\n" and stored is not data
+    assert ring.bytes == 6
+
+
+def test_ring_append_parts_byte_cap_and_eviction() -> None:
+    ring = LineRing("w", max_lines=5000, max_bytes=100)
+    for i in range(20):
+        data = block(f"{i:02d}" + "x" * 17) + b"tail"
+        ring.append_parts(float(i), "out", 1, b"", data, len(data) - 4, 1)
+    assert ring.bytes <= 100 and len(ring) == 5
+    assert [d["text"][:2] for d in ring.tail()] == ["15", "16", "17", "18", "19"]
+    big = block(*[f"l{i:03d}" for i in range(100)])
+    ring.append_parts(99.0, "out", 1, b"", big, len(big), 100)  # over the cap: trimmed to whole lines
+    assert 0 < ring.bytes <= 100 and ring.tail()[-1]["text"] == "l099"
+
+
 # ------------------------------------------------------------------ volume
 
 H = 3600 * 500_000  # some hour boundary

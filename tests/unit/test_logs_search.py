@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alter.errors import UsageError
+from alter.grepcore import Matcher
 from alter.logs.colors import strip_ansi
 from alter.logs.search import compile_pattern, grep, grep_file, tail_files
 
@@ -61,7 +62,7 @@ def test_grep_matches_naive(tmp_path, lines, trailing_newline, pattern, context,
         data += b"\n"
     with open(path, "wb") as f:
         f.write(data)
-    got = list(grep_file(path, compile_pattern(pattern), context, None, chunk=chunk, strip=strip))
+    got = list(grep_file(path, Matcher(pattern, strip=strip), context, None, chunk=chunk))
     assert got == naive(path, pattern, context, strip=strip)
 
 
@@ -82,6 +83,12 @@ def test_grep_across_files_in_order_with_limit(tmp_path) -> None:
     assert len(got) == 12
     assert len(list(grep(files, "hit", max_matches=5))) == 5
     assert list(grep(files + [str(tmp_path / "missing")], "nothing-matches")) == []
+
+
+def test_compile_pattern_names_the_bad_pattern() -> None:
+    with pytest.raises(UsageError) as exc:
+        compile_pattern("a(b")
+    assert "'a(b'" in exc.value.message and "regex" in exc.value.hint
 
 
 def test_grep_ignore_case_and_bad_pattern(tmp_path) -> None:

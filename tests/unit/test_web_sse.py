@@ -176,3 +176,96 @@ def test_serve_stream_drains_and_stops_on_reason():
     text = b"".join(written).decode()
     assert text.startswith("retry: ") and "event: hello" in text and text.rstrip().endswith('{"reason":"locked"}')
     h.close()
+
+
+class ListLog(FakeLog):
+    """A log whose tail() answers from a list (oldest first) and counts the lines it built."""
+
+    def __init__(self, name: str, stamps: List[float]) -> None:
+        super().__init__()
+        self.lines = [{"ts": t, "worker": name, "index": 1, "stream": "out", "text": f"{name}@{t}"} for t in stamps]
+        self.built = 0
+
+    def tail(self, n: int) -> List[Dict[str, Any]]:
+        got = self.lines[-n:] if n > 0 else []
+        self.built += len(got)
+        return got
+
+
+def test_merged_tail_is_exact_time_ordered_and_bounded():
+    busy = ListLog("busy", [float(t) for t in range(1000)])  # every line newer than the quiet ones
+    quiet = {f"q{i:03d}": ListLog(f"q{i:03d}", [-100.0 - i, -50.0 - i]) for i in range(200)}
+    sources = {"busy": busy.tail, **{n: log.tail for n, log in quiet.items()}}
+    got = sse.merged_tail(sources, 300)
+    assert [line["ts"] for _, line in got] == [float(t) for t in range(700, 1000)]
+    assert busy.built <= 4 * 300 and sum(log.built for log in quiet.values()) <= 2 * 200
+    # Interleaved workers: exact global order, ties keep each worker's own order.
+    a = ListLog("a", [1.0, 3.0, 5.0, 5.0])
+    b = ListLog("b", [2.0, 4.0, 5.0])
+    got = sse.merged_tail({"a": a.tail, "b": b.tail}, 5)
+    assert [line["text"] for _, line in got] == ["a@3.0", "b@4.0", "a@5.0", "a@5.0", "b@5.0"]
+    assert sse.merged_tail({"a": a.tail}, 0) == [] and sse.merged_tail({}, 10) == []
+    assert len(sse.merged_tail({"a": a.tail, "b": b.tail}, 100)) == 7
+
+
+def test_all_workers_tail_replays_interleaved_runs_in_one_item():
+    h, hub, client, _, _ = make(Want(stats=False))
+    for name in ("x", "y"):
+        h.sup.add({"name": name, "exec": "sleep", "params": ["100"]})
+    h.sup.workers["x"].log = ListLog("x", [1.0, 2.0, 5.0])
+    h.sup.workers["y"].log = ListLog("y", [3.0, 4.0, 6.0])
+    star = StreamClient("owner-2", Want(stats=False, logs=["*"], tail=5))
+    hub.add_client(star)
+    items, _ = star.take(0)
+    assert len(items) == 3  # hello, snapshot, and the whole backlog as one queue item
+    logs = [d for k, d in events_of(items) if k == "log"]
+    assert [(d["worker"], [x["ts"] for x in d["lines"]]) for d in logs] == [
+        ("x", [2.0]),
+        ("y", [3.0, 4.0]),
+        ("x", [5.0]),
+        ("y", [6.0]),
+    ]
+    assert all(d["backlog"] for d in logs)
+    none = StreamClient("owner-3", Want(stats=False, logs=["*"], tail=0))
+    hub.add_client(none)
+    assert [k for k, _ in events(none)] == ["hello", "snapshot"]
+    h.close()
+
+
+def events_of(items: List[bytes]) -> List[tuple]:
+    out = []
+    for chunk in b"".join(items).decode().split("\n\n"):
+        if chunk:
+            kind, data = chunk.split("\n", 1)
+            out.append((kind[len("event: ") :], json.loads(data[len("data: ") :])))
+    return out
+
+
+def test_settings_go_to_every_stream_whatever_it_asked_for():
+    h, hub, a, _, _ = make(Want())
+    b = StreamClient("owner-2", Want(workers=False, stats=False, notify=False))
+    hub.add_client(b)
+    events(a), events(b)
+    hub.publish_settings({"ui": {"theme": "light"}, "security": {"lock_timeout": 0}})
+    for client in (a, b):
+        assert events(client) == [("settings", {"ui": {"theme": "light"}, "security": {"lock_timeout": 0}})]
+    h.close()
+
+
+def test_statuses_take_cpu_and_memory_from_the_sampler():
+    h, hub, client, sampler, _ = make(Want())
+    h.sup.add({"name": "w", "exec": "sleep", "params": ["100"]})
+    h.sup.start("w")
+    h.settle()
+    pid = h.pids("w")[0]
+    asked: List[int] = []
+
+    def usage(p: int):
+        asked.append(p)
+        return 12.5, 4096
+
+    sampler.usage = usage
+    inst = hub.statuses()[0]["instances"][0]
+    assert (inst["cpu"], inst["memory"]) == (12.5, 4096) and asked == [pid]
+    assert hub.statuses(["w", "gone"])[0]["name"] == "w" and len(hub.statuses(["gone"])) == 0
+    h.close()
