@@ -20,6 +20,7 @@ from alter.errors import ConfigError
 from alter.logs.colors import strip_ansi
 
 DEFAULT_COOLDOWN_MS = 60_000
+CHANNELS = ("app", "telegram", "both")
 MAX_LINE_IN_EVENT = 4096
 
 Publish = Callable[[str, Dict[str, Any]], None]
@@ -69,6 +70,12 @@ def compile_alert(spec: Dict[str, Any]) -> Alert:
             f"log alert {pattern!r}: cooldown_ms {cooldown_ms!r} is not a number of milliseconds >= 0",
             hint="e.g. 60000",
         )
+    channel = spec.get("channel", "app")
+    if channel not in CHANNELS:
+        raise ConfigError(
+            f"log alert {pattern!r}: channel {channel!r} is not one of {', '.join(CHANNELS)}",
+            hint="app = the dashboard's notifications, telegram = the Telegram bot, both = the two",
+        )
     return Alert(
         name=str(spec.get("name") or pattern),
         pattern=pattern,
@@ -76,7 +83,7 @@ def compile_alert(spec: Dict[str, Any]) -> Alert:
         cooldown=float(cooldown_ms) / 1000.0,
         enabled=bool(spec.get("enabled", True)),
         ignore_case=ignore_case,
-        channel=str(spec.get("channel") or "app"),
+        channel=channel,
     )
 
 

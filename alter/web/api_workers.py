@@ -138,15 +138,8 @@ def stop_all(call: Call) -> Any:
     return call.service.bridge.call("stopall", timeout=LONG)
 
 
-def worker_history(call: Call) -> Any:
-    """`?limit=N` (or no query): the restart history; `?range=1h|24h`: the CPU/memory series."""
-    if call.arg("range") is None:
-        return restart_history(call)
-    if call.arg("limit") is not None:
-        raise UsageError(
-            "history: give either range (CPU/memory series) or limit (restart history), not both",
-            hint="e.g. ?limit=50 for the restart history, ?range=1h for the charts",
-        )
+def worker_metrics(call: Call) -> Any:
+    """`?range=1h|24h`: the CPU/memory series of the worker page's charts."""
     span = call.arg("range", "1h") or "1h"
     if span not in ("1h", "24h"):
         raise UsageError(f"range must be 1h or 24h, got {span!r}", hint="use ?range=1h or ?range=24h")

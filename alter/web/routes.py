@@ -233,14 +233,20 @@ ROUTES: List[Route] = [
     Route(
         "GET",
         W + "/history",
-        api_workers.worker_history,
+        api_workers.restart_history,
         USER,
-        "Restart history (newest first); with ?range= the CPU/memory series instead",
+        "Restart history: starts, exits, crashes, backoffs, restarts and stops, newest first",
         "workers",
-        query={
-            "limit": f"1-{HISTORY_MAX}, default {HISTORY_MAX}: the last N lifecycle events (name#N: one instance)",
-            "range": "1h or 24h: CPU/memory history instead (5 s points for 1 h, 1 min averages for 24 h)",
-        },
+        query={"limit": f"1-{HISTORY_MAX}, default {HISTORY_MAX}: the last N lifecycle events (name#N: one instance)"},
+    ),
+    Route(
+        "GET",
+        W + "/metrics",
+        api_workers.worker_metrics,
+        USER,
+        "CPU/memory history for the charts",
+        "workers",
+        query={"range": "1h (5 s points, default) or 24h (1 min averages)"},
     ),
     Route(
         "GET",

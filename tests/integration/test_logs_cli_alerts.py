@@ -71,6 +71,11 @@ def test_alert_fires_event_with_cooldown_and_persists(apm: Apm, tmp_path) -> Non
         error_type(apm, "alerts.set", {"alerts": [{"name": "a", "pattern": "x"}, {"name": "a", "pattern": "y"}]})
         == "ConfigError"
     )
+    for channel in ("sms", "", 3, None):
+        assert error_type(apm, "alerts.set", {"alerts": [{"pattern": "x", "channel": channel}]}) == "ConfigError"
+    _, reply = request(apm, "alerts.set", {"alerts": [{"pattern": "x", "channel": "both"}]})
+    _, listed = request(apm, "alerts.list")
+    assert reply.get("ok", True) and listed["result"]["alerts"][0]["channel"] == "both", (reply, listed)
 
 
 def test_events_stream_state_changes_and_log_volume(apm: Apm, tmp_path) -> None:

@@ -217,15 +217,15 @@ def test_history_is_sampled(apm):
     api = gui.login()
     apm("run", "sleep", "300", "--name", "h")
     data = wait_for(
-        lambda: (d := api.get("/api/v1/workers/h/history?range=1h").json()) and any(m for m in d["memory"] if m) and d,
+        lambda: (d := api.get("/api/v1/workers/h/metrics?range=1h").json()) and any(m for m in d["memory"] if m) and d,
         timeout=15,
         what="a history point",
     )
     assert data["interval"] == 5 and data["range"] == "1h"
     assert len(data["t"]) == len(data["cpu"]) == len(data["memory"])
-    assert api.get("/api/v1/workers/h/history?range=24h").json()["interval"] == 60
-    assert api.get("/api/v1/workers/h/history?range=1y").status == 400
-    assert api.get("/api/v1/workers/nope/history?range=1h").status == 404
+    assert api.get("/api/v1/workers/h/metrics?range=24h").json()["interval"] == 60
+    assert api.get("/api/v1/workers/h/metrics?range=1y").status == 400
+    assert api.get("/api/v1/workers/nope/metrics?range=1h").status == 404
     # GET /workers serves CPU and memory from the sampler's cache: the same numbers the history saw.
     listed = api.get("/api/v1/workers").json()["workers"][0]["instances"][0]
     assert listed["memory"] and listed["memory"] > 0 and listed["cpu"] is not None

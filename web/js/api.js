@@ -184,8 +184,8 @@ export class Api extends EventTarget {
   workerEnv(name, instance) {
     return this.get(`/workers/${enc(name)}/env`, { instance });
   }
-  history(name, range = '1h') {
-    return this.get(`/workers/${enc(name)}/history`, { range });
+  metrics(name, range = '1h') {
+    return this.get(`/workers/${enc(name)}/metrics`, { range });
   }
   /** Restart history: `{worker, events: [{time, instance, kind, pid, exit_code, signal, reason, uptime}]}`,
    *  newest first.  Resolves to null while the daemon does not offer it (no `events` in the answer). */

@@ -340,7 +340,7 @@ export class WorkerView {
   // ---------------------------------------------------------------- data
   async loadHistory() {
     try {
-      const data = await this.app.api.history(this.name, this.range);
+      const data = await this.app.api.metrics(this.name, this.range);
       this.histInterval = data.interval;
       this.cpuChart.setData(data.t.slice(), data.cpu.slice());
       this.memChart.setData(data.t.slice(), data.memory.slice());
