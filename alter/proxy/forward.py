@@ -36,6 +36,12 @@ def plain_headers(self: HttpConn) -> bytes:
     return self.fwd_plain
 
 
+def plain_tail(self: HttpConn) -> bytes:
+    """plain_headers plus the blank line ending the head: what follows a plain head's last header line."""
+    self.fwd_tail = (self.fwd_plain or plain_headers(self)) + b"\r\n\r\n"
+    return self.fwd_tail
+
+
 def forwarding_headers(self: HttpConn, req: http1.Request) -> bytes:
     if not self.site.trust_proxy or not (req.xff or req.xrealip or req.xfproto or req.forwarded):
         return self.fwd_plain or plain_headers(self)

@@ -19,6 +19,7 @@ import ssl
 from typing import TYPE_CHECKING, Any, Optional
 
 from alter.proxy import forward, guard, http1
+from alter.proxy.fast import FastPath
 from alter.proxy.http1 import ChunkedScanner, ChunkError, HttpError
 from alter.proxy.reactor import IN, OUT
 from alter.proxy.relay import MAX_TRIES, R_DONE, R_HEAD, Relay
@@ -40,7 +41,10 @@ _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _NOT_OUT = ~OUT
 
 
-class HttpConn(Relay):
+class HttpConn(FastPath, Relay):
+    """A client connection.  FastPath (fast.py) comes first: its on_event and up_readable take the common
+    keep-alive exchange and hand everything else to `event` / `up_data` here and in Relay."""
+
     __slots__ = ()  # every attribute is a slot declared on Relay (one layout for both halves)
 
     def __init__(self, proc: Proc, lst: Listener, sock: socket.socket, peer: Any, peer_text: str) -> None:
@@ -53,7 +57,7 @@ class HttpConn(Relay):
         self.tls = isinstance(sock, ssl.SSLSocket)
         self.peer = self.client = peer
         self.peer_b = peer_text.encode()
-        self.cbuf = self.cout = self.rbuf = self.fwd_plain = b""
+        self.cbuf = self.cout = self.rbuf = self.fwd_plain = self.fwd_tail = b""
         self.req = None
         self.up = None
         self.resp = None
@@ -66,7 +70,7 @@ class HttpConn(Relay):
         self.state = HS if self.tls else HEAD
         self.deadline = reactor.now + self.site.header_timeout
         self.mask = IN
-        reactor.add(self.fd, IN, self.on_event)
+        reactor.add(self.fd, IN, self.event if self.tls else self.on_event)  # TLS never takes the fast path
         proc.conns.add(self)
         if self.tls:
             self.handshake()
@@ -91,7 +95,8 @@ class HttpConn(Relay):
             if self.tls and self.sock.pending():
                 self.reactor.call_soon(self.on_readable)
 
-    def on_event(self, ev: int) -> None:
+    def event(self, ev: int) -> None:
+        """The client socket's events (the general path; FastPath.on_event takes the common one first)."""
         if self.state == HS:
             self.handshake()
             return
@@ -179,13 +184,17 @@ class HttpConn(Relay):
             self.abort()
             return False
         if n < len(data):
-            self.cout = data[n:]
-            self.set_mask()
-            up = self.up
-            if up is not None and up.mask & IN:
-                up.set_mask(up.mask & ~IN)  # stop reading the upstream until the client drains
+            self.short_send(data, n)
             return False
         return True
+
+    def short_send(self, data: bytes, n: int) -> None:
+        """Only `n` bytes of `data` went to the client: keep the rest, wait for EPOLLOUT."""
+        self.cout = data[n:]
+        self.set_mask()
+        up = self.up
+        if up is not None and up.mask & IN:
+            up.set_mask(up.mask & ~IN)  # stop reading the upstream until the client drains
 
     def flush(self) -> None:
         try:
@@ -283,7 +292,7 @@ class HttpConn(Relay):
         buf = self.cbuf
         end = req.end
         if site.plain and not req.rewrite and req.version and req.target[0] == 47:
-            head = buf[:end] + (self.fwd_plain or forward.plain_headers(self)) + b"\r\n\r\n"
+            head = buf[:end] + (self.fwd_tail or forward.plain_tail(self))
         else:
             head = forward.build_head(self, req)
         start = end + 4

@@ -43,7 +43,7 @@ class Relay:
         "proc", "reactor", "site", "lst", "sock", "fd", "tls", "peer", "peer_b", "state", "mask", "reading", "cbuf",
         "cout", "deadline", "req", "client", "up", "rstate", "rbuf", "resp", "rleft", "rscan", "rclose", "ka",
         "left", "scanner", "req_done", "replay", "tries", "sent_client", "blocked", "defer_allow", "after_flush",
-        "fwd_plain", "lingered", "replaying",
+        "fwd_plain", "fwd_tail", "lingered", "replaying",
     )  # fmt: skip
 
     # Provided by HttpConn (declared for the type checker).
@@ -72,6 +72,7 @@ class Relay:
     peer_b: bytes
     defer_allow: bool
     fwd_plain: bytes
+    fwd_tail: bytes
     replaying: bool
     sent_client: bool
     cbuf: bytes
@@ -154,6 +155,11 @@ class Relay:
         except OSError:
             self.up_failed(up, sent=True)
             return
+        self.up_data(data)
+
+    def up_data(self, data: bytes) -> None:
+        """What one upstream read brought (b"": EOF).  fast.py's up_readable comes here for all but the
+        common case."""
         if not data:
             if self.rstate == R_BODY and self.rclose:
                 self.rclose = False
@@ -192,7 +198,7 @@ class Relay:
             raw = data[:end]
             hit = heads.get(raw)
             if hit is not None and req.method != b"HEAD":
-                resp, head = hit
+                resp, head, _ = hit
                 break
             try:
                 resp = http1.parse_response(data, end, req.method == b"HEAD")
@@ -206,7 +212,7 @@ class Relay:
                 if resp.status != 101 and req.method != b"HEAD":  # parsed differently: never cached
                     if len(heads) >= HEAD_CACHE:
                         heads.clear()
-                    heads[raw] = (resp, head)
+                    heads[raw] = (resp, head, head + b"\r\n\r\n")  # the last: as fast.py relays it
                 break
             if req.version == 1:  # interim (100 Continue, 103...): relay to HTTP/1.1 clients
                 self.to_client(data[: end + 4])

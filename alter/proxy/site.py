@@ -34,7 +34,7 @@ class Site:
         self.trace_re: Any = None
         self.requests = 0
         self.status: Dict[int, int] = {}
-        self.resp_heads: Dict[bytes, Any] = {}  # response head -> (Response, head to relay): relay.resp_head
+        self.resp_heads: Dict[bytes, Any] = {}  # head -> (Response, head to relay, + CRLFCRLF): relay
         self.conns_active = 0
         self.conns_total = 0
         self.tls_errors = 0

@@ -236,6 +236,9 @@ class UpstreamConn:
 
     def on_event(self, ev: int) -> None:
         owner = self.owner
+        if ev == IN and owner is not None and not self.connecting:  # the common case: the response
+            owner.up_readable()
+            return
         if owner is None:  # idle in the pool: any event means it is finished
             if self in self.target.idle:
                 self.target.idle.remove(self)
