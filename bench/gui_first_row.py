@@ -17,7 +17,7 @@ cookie), then each run opens a NEW page and navigates to `#/workers`:
 * "scroll end"    scrolling to the bottom until the last worker's row exists (the table is windowed).
 
 "cold" runs use a new browser context (empty HTTP cache: every file is fetched), "warm" runs reuse
-one context (files revalidated with ETag -> 304).  Target (issue 6): first row under 1 s.
+one context (index.html revalidated with ETag -> 304, the hashed assets from cache).  Target (issue 6): first row under 1 s.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ ARGS = [
 ]
 PASSWORD = "Bench-Password-42"
 NOTES = """Target (issue 6): first row under 1 s — {verdict}. Where the time goes: index.html preloads the
-21 modules of the Workers page and, in parallel, `GET /api/v1/auth/status` and
-`GET /api/v1/workers`; the modules are in after ~0.5 s on this loaded machine (the server
-answers every static file `no-cache` + ETag, so even a warm cache revalidates each one), the
-list of 500 workers (~0.5 MB of JSON; the daemon reads every instance's CPU and memory for
-it) takes 0.3–0.6 s, and drawing the rows in view ~0.1 s. Only the rows on screen exist in
-the DOM, so scrolling to the 500th row costs one render. The wall-clock rows add
-Playwright's own round trips and the new tab's start-up."""
+modules of the Workers page and, in parallel, `GET /api/v1/auth/status` and `GET /api/v1/workers`.
+Static files live under a content-hash path (`/a/<tag>/...`, `Cache-Control: immutable`), so a warm
+load asks the server for index.html only (a 304); a cold load fetches each module once. The list of
+500 workers (~290 KiB of JSON) comes from the stats sampler's per-pid cache, so the daemon reads no
+/proc for it (the row above: its own wall time and daemon CPU); drawing the rows in view takes ~0.1 s.
+Only the rows on screen exist in the DOM, so scrolling to the 500th row costs one render. The
+wall-clock rows add Playwright's own round trips and the new tab's start-up."""
 START = "<!-- bench/gui_first_row.py: start -->"
 END = "<!-- bench/gui_first_row.py: end -->"
 
