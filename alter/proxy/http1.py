@@ -424,11 +424,13 @@ def strip_request_hop(head: bytes, extra: List[bytes]) -> bytes:
     return strip_headers(head, extra, _REQ_HOP)
 
 
-_NAME_LINE = re.compile(rb"\r\n([^:\r]+):")
+_NAME_LINE = re.compile(rb"(\r\n[^:\r]+:)")
 
 
 def lowercase_names(head: bytes) -> bytes:
-    return _NAME_LINE.sub(lambda m: b"\r\n" + m.group(1).lower() + b":", head)
+    parts = _NAME_LINE.split(head)  # text, CRLF name colon, text, ...: no Python callback per header
+    parts[1::2] = [p.lower() for p in parts[1::2]]
+    return b"".join(parts)
 
 
 def header_pattern(name: str) -> re.Pattern[bytes]:

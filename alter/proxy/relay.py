@@ -165,6 +165,8 @@ class Relay:
                 self.rclose = False
                 self.finish(False)
             else:
+                up = self.up
+                assert up is not None  # both callers read from it
                 self.up_failed(up, sent=True)
             return
         rstate = self.rstate
