@@ -1,4 +1,4 @@
-"""Handlers of the log commands: `apm log`, `apm grep`, `apm flush`, `apm alerts`, `apm events`.
+"""Handlers of the log commands: `apm log`, `apm flush`, `apm alerts`, `apm events` (`apm grep`: grepcmd.py).
 
 Imported only when one of them runs (logcmds.py wraps them), so the rest of
 the CLI does not pay for it.  The daemon does the work (docs/protocol.md, "Log
@@ -9,7 +9,6 @@ colour terminal, and gets every escape dropped otherwise.
 
 from __future__ import annotations
 
-import os
 import time
 
 from alter.cli.context import Ctx
@@ -19,7 +18,7 @@ from alter.errors import NotFound, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Iterator, List, Optional, Tuple
+    from typing import Any, Dict, Iterator, List, Tuple
 
 RESET = "\x1b[0m"
 MAX_LINES = 100_000
@@ -139,142 +138,6 @@ def _line_text(line: Dict[str, Any], color: bool) -> str:
 
 
 # --------------------------------------------------------------------------- apm grep
-
-
-def cmd_grep(ctx: Ctx, p: Parsed) -> int:
-    pattern = p.positionals[0]
-    name = p.positionals[1] if len(p.positionals) > 1 else None
-    args: Dict[str, Any] = {
-        "pattern": pattern,
-        "ignore_case": bool(p.flag("ignore_case")),
-        "raw": bool(p.flag("raw")),
-        "color": ctx.style.enabled and not ctx.json,
-    }
-    if name is not None:
-        args["name"] = name
-    if p.flag("context") is not None:
-        args["context"] = whole_number(p.flag("context"), "-C", 0, 100, "lines of context around each match")
-    if p.flag("max") is not None:
-        args["max"] = whole_number(p.flag("max"), "--max", 0, 1_000_000, "stop after N matches (0: no limit)")
-    if ctx.json:
-        matches: List[Any] = []
-        summary: Any = None
-        for kind, data in _events(ctx, "grep", args, follow=False):
-            if kind == "matches" and isinstance(data, dict):
-                matches.extend(data.get("matches") or [])
-            elif kind == "result":
-                summary = data
-        ctx.emit_json({"matches": matches, "summary": summary})
-        return 0 if matches else 1
-    printer = GrepPrinter(ctx, pattern, bool(p.flag("ignore_case")), highlight=not args["raw"])
-    summary = None
-    try:
-        for kind, data in _events(ctx, "grep", args, follow=False):
-            if kind == "matches" and isinstance(data, dict):
-                for match in data.get("matches") or []:
-                    printer.add(match)
-                ctx.out.flush()
-            elif kind == "result":
-                summary = data
-    except KeyboardInterrupt:
-        printer.flush()
-        return 130
-    printer.flush()
-    if isinstance(summary, dict):
-        from alter.cli.render import human_bytes
-
-        es = ctx.err_style
-        if summary.get("truncated"):
-            ctx.eprint(
-                es(f"apm: stopped after {summary.get('matches')} matches (--max); --max 0 shows them all", "yellow")
-            )
-        if ctx.style.enabled:
-            n = summary.get("matches", 0)
-            ctx.eprint(
-                es(
-                    f"{n} match{'es' if n != 1 else ''} in {summary.get('files', 0)} files "
-                    f"({human_bytes(summary.get('bytes'))}) in {summary.get('elapsed_ms', 0) / 1000:.2f}s",
-                    "dim",
-                )
-            )
-    return 0 if printer.count else 1
-
-
-class GrepPrinter:
-    """grep-style output: `worker/file:N:line`, context lines `worker/file-N-line`, `--` between groups.
-
-    One match is held back so its after-context stops where the next match starts (no line twice).
-    """
-
-    def __init__(self, ctx: Ctx, pattern: str, ignore_case: bool, highlight: bool) -> None:
-        self.ctx = ctx
-        self.style = ctx.style
-        self.count = 0
-        self.held: Optional[Dict[str, Any]] = None
-        self.last: Tuple[str, int] = ("", 0)  # (file, line number) printed last
-        self.regex: Any = None
-        if highlight and self.style.enabled:
-            import re
-
-            try:
-                self.regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-            except re.error:
-                self.regex = None
-
-    def add(self, match: Dict[str, Any]) -> None:
-        if self.held is not None:
-            self._print(self.held, match)
-        self.held = match
-
-    def flush(self) -> None:
-        if self.held is not None:
-            self._print(self.held, None)
-            self.held = None
-        self.ctx.out.flush()
-
-    def _label(self, match: Dict[str, Any]) -> str:
-        return f"{match.get('worker', '')}/{os.path.basename(str(match.get('file', '')))}"
-
-    def _emit(self, label: str, number: int, sep: str, text: str) -> None:
-        s = self.style
-        self.ctx.out.write(f"{s(label, 'cyan')}{s(sep, 'dim')}{s(str(number), 'green')}{s(sep, 'dim')}{text}\n")
-
-    def _mark(self, text: str) -> str:
-        if self.regex is None:
-            return text
-        return self.regex.sub(lambda m: self.style(m.group(0), "red", "bold") if m.group(0) else "", text)
-
-    def _print(self, match: Dict[str, Any], following: Optional[Dict[str, Any]]) -> None:
-        self.count += 1
-        file = str(match.get("file", ""))
-        number = int(match.get("line_no") or 0)
-        before = list(match.get("before") or [])
-        after = list(match.get("after") or [])
-        label = self._label(match)
-        first = number - len(before)
-        last_file, last_no = self.last
-        if (before or after) and self.count > 1 and (file != last_file or first > last_no + 1):
-            self.ctx.out.write(self.style("--", "dim") + "\n")
-        for k, text in enumerate(before):
-            no = first + k
-            if file == last_file and no <= last_no:
-                continue
-            self._emit(label, no, "-", text)
-        self._emit(label, number, ":", self._mark(str(match.get("line", ""))))
-        stop = None
-        if following is not None and str(following.get("file", "")) == file:
-            stop = int(following.get("line_no") or 0)
-        shown = number
-        for k, text in enumerate(after):
-            no = number + 1 + k
-            if stop is not None and no >= stop:
-                break
-            self._emit(label, no, "-", text)
-            shown = no
-        self.last = (file, shown)
-
-
-# --------------------------------------------------------------------------- apm flush
 
 
 def cmd_flush(ctx: Ctx, p: Parsed) -> int:
