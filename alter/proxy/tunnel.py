@@ -6,9 +6,13 @@ read's worth (64 KiB, or one pipe's worth with splice) per direction however
 fast one side is and however slow the other: backpressure is the kernel's
 socket buffers plus that one chunk.
 
-With `os.splice` (Python 3.10+) and no TLS on either side the bytes move
-socket -> pipe -> socket inside the kernel and never become Python objects;
-otherwise recv/send.  Half-close is forwarded (EOF from one side becomes
+Copy strategy (plain sockets, `use_splice=None`): a message is received into
+the process's scratch buffer and sent on at once (recv_into + send: for the
+small messages of request/response traffic this is the cheapest path, kernel
+side included).  The first read that fills the whole buffer marks a bulk
+stream: from then on that half moves its bytes socket -> pipe -> socket with
+`os.splice` (Python 3.10+) and they never become Python objects.  TLS on
+either side: recv/send.  Half-close is forwarded (EOF from one side becomes
 shutdown(SHUT_WR) on the other) except onto a TLS socket, which is closed
 instead: a TLS socket cannot keep sending after a TCP-level shutdown.
 """
@@ -45,9 +49,12 @@ class Half:
         "shut",
         "tls_src",
         "tls_dst",
+        "can_splice",
     )
 
-    def __init__(self, src: socket.socket, dst: socket.socket, initial: bytes, splice: bool) -> None:
+    def __init__(
+        self, src: socket.socket, dst: socket.socket, initial: bytes, splice: bool, can_splice: bool = False
+    ) -> None:
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
@@ -56,11 +63,16 @@ class Half:
         self.tls_src = isinstance(src, ssl.SSLSocket)
         self.tls_dst = isinstance(dst, ssl.SSLSocket)
         self.pipe_r = self.pipe_w = -1
+        self.can_splice = can_splice and not splice  # may switch to splice once it sees a bulk stream
         if splice:
-            self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self.start_splice()
         self.inpipe = 0
         self.eof = False
         self.shut = False
+
+    def start_splice(self) -> None:
+        self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.can_splice = False
 
     @property
     def blocked(self) -> bool:
@@ -145,7 +157,22 @@ class Half:
 class Tunnel:
     """Relays a <-> b until both directions have ended (or either fails)."""
 
-    __slots__ = ("reactor", "a", "b", "fa", "fb", "ab", "ba", "on_close", "closed", "deadline", "idle", "ma", "mb")
+    __slots__ = (
+        "reactor",
+        "a",
+        "b",
+        "fa",
+        "fb",
+        "ab",
+        "ba",
+        "on_close",
+        "closed",
+        "deadline",
+        "idle",
+        "ma",
+        "mb",
+        "plain",
+    )
 
     def __init__(
         self,
@@ -162,9 +189,11 @@ class Tunnel:
         self.a, self.b = a, b
         self.fa, self.fb = a.fileno(), b.fileno()
         plain = not isinstance(a, ssl.SSLSocket) and not isinstance(b, ssl.SSLSocket)
-        splice = HAVE_SPLICE and plain if use_splice is None else (use_splice and HAVE_SPLICE and plain)
-        self.ab = Half(a, b, to_b, splice)
-        self.ba = Half(b, a, to_a, splice)
+        splice = bool(use_splice) and HAVE_SPLICE and plain
+        adaptive = use_splice is None and HAVE_SPLICE and plain
+        self.ab = Half(a, b, to_b, splice, adaptive)
+        self.ba = Half(b, a, to_a, splice, adaptive)
+        self.plain = plain
         self.on_close = on_close
         self.closed = False
         self.idle = idle_timeout
@@ -231,15 +260,43 @@ class Tunnel:
                 reader.eof = True
             else:
                 reader.inpipe = n
-            ok = reader.flush()
-            if ok and n == CHUNK and not reader.inpipe:
-                ok = reader.pump()  # a full chunk: more may be waiting
-            if not ok:
+            self._after_fast(reader, n)
+            return
+        if (
+            ev == IN
+            and self.plain
+            and reader.pipe_w < 0
+            and not (reader.pending or reader.inpipe or reader.eof or writer.pending or writer.inpipe)
+        ):
+            # The same on the recv_into + send path (see the module docstring).
+            buf = self.reactor.scratch
+            try:
+                n = reader.src.recv_into(buf)
+            except BlockingIOError:
+                return
+            except OSError:
                 self.close()
                 return
-            if self.idle:
-                self.deadline = self.reactor.now + self.idle
-            self.update()
+            if 0 < n < CHUNK:
+                try:
+                    sent = reader.dst.send(memoryview(buf)[:n])
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    self.close()
+                    return
+                if sent == n:
+                    if self.idle:
+                        self.deadline = self.reactor.now + self.idle
+                    return
+                reader.pending = bytes(buf[sent:n])
+            elif n == 0:
+                reader.eof = True
+            else:
+                reader.pending = bytes(buf)
+                if reader.can_splice:
+                    reader.start_splice()  # a full buffer: a bulk stream, let the kernel move it
+            self._after_fast(reader, n)
             return
         ok = True
         if ev & OUT and (writer.pending or writer.inpipe):
@@ -251,6 +308,18 @@ class Tunnel:
             ok = reader.pump()
         elif ok and ev & _HANGUP and not reading:
             ok = False  # error/hangup on a side we are not reading: the peer is gone
+        if not ok:
+            self.close()
+            return
+        if self.idle:
+            self.deadline = self.reactor.now + self.idle
+        self.update()
+
+    def _after_fast(self, reader: Half, n: int) -> None:
+        """Finish a fast-path read that left bytes waiting, hit EOF or filled a whole chunk."""
+        ok = reader.flush()
+        if ok and n == CHUNK and not reader.blocked:
+            ok = reader.pump()  # a full chunk: more may be waiting
         if not ok:
             self.close()
             return
