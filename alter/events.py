@@ -38,6 +38,9 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: List[Tuple[str, EventCallback]] = []
+        # Events published so far.  A status stamped with it (`revision`) can be ordered against
+        # another: the one with the higher count saw every event the other saw, and more.
+        self.count = 0
 
     def subscribe(self, kind_or_prefix: str, callback: EventCallback) -> Callable[[], None]:
         """Call `callback(kind, data)` for matching events; returns an unsubscribe function."""
@@ -53,6 +56,7 @@ class EventBus:
         return unsubscribe
 
     def publish(self, kind: str, data: Dict[str, Any]) -> None:
+        self.count += 1
         for pattern, callback in list(self._subs):
             if not _matches(pattern, kind):
                 continue

@@ -54,6 +54,7 @@ def worker_status(worker: Worker, usage: Optional[Usage] = None) -> Dict[str, An
     deps = worker._deps
     return {
         "name": worker.name,
+        "revision": worker.sup.bus.count,
         "namespace": worker.eff.get("namespace") or "default",
         "status": worker.compute_status().value,
         "enabled": worker.enabled,

@@ -121,3 +121,15 @@ def test_stop_cancels_the_wait(h: Harness) -> None:
     h.sup.stop("web")
     h.advance(2)
     assert h.status("web")["status"] == "stopped" and not h.ops.spawns("web")
+
+
+def test_status_revision_orders_statuses_of_a_worker(h: Harness) -> None:
+    """`revision` grows with every event, so a later status always outranks an earlier one."""
+    h.sup.add(w("rev"), start=False)
+    stopped = h.status("rev")
+    h.sup.start("rev")
+    h.settle()
+    started = h.status("rev")
+    assert started["status"] != stopped["status"]
+    assert started["revision"] > stopped["revision"]
+    assert h.status("rev")["revision"] == started["revision"]  # no event in between: same revision

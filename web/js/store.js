@@ -64,7 +64,11 @@ export class WorkersModel extends EventTarget {
   upsert(list) {
     const names = [];
     for (const w of list) {
-      if (!this.map.has(w.name)) this.order = null;
+      const known = this.map.get(w.name);
+      // An action's answer can arrive after the stream already delivered a later state:
+      // `revision` (the daemon's event count when the status was taken) keeps the newer one.
+      if (known && known.revision != null && w.revision != null && w.revision < known.revision) continue;
+      if (!known) this.order = null;
       this.map.set(w.name, w);
       names.push(w.name);
     }
