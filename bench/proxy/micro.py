@@ -27,6 +27,7 @@ from alter.proxy import tunnel as tunnel_mod  # noqa: E402
 from alter.proxy.httpconn import HttpConn  # noqa: E402
 from alter.proxy.reactor import IN  # noqa: E402
 from alter.proxy.site import Site  # noqa: E402
+from alter.proxy.testing import FakeListener, FakeProc, FakeReactor  # noqa: E402
 from alter.proxy.upstream import UpstreamConn  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
@@ -38,7 +39,7 @@ RESPONSE = (
 
 
 class FakeSock:
-    """recv() hands out the queued chunks, then EAGAIN; send() accepts everything."""
+    """recv()/recv_into() hand out the queued chunks, then EAGAIN; send() accepts everything."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -53,68 +54,16 @@ class FakeSock:
             return self.inbox.pop()
         raise BlockingIOError
 
+    def recv_into(self, buf: bytearray) -> int:
+        data = self.recv(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
     def send(self, data: bytes) -> int:
         self.sent += len(data)
         return len(data)
 
     def close(self) -> None:
-        pass
-
-
-class FakeReactor:
-    def __init__(self) -> None:
-        self.handlers: Dict[int, Any] = {}
-        self.masks: Dict[int, int] = {}
-        self.now = time.monotonic()
-
-    def add(self, fd: int, mask: int, handler: Any) -> None:
-        self.handlers[fd] = handler
-        self.masks[fd] = mask
-
-    def modify(self, fd: int, mask: int) -> None:
-        self.masks[fd] = mask
-
-    def set_handler(self, fd: int, handler: Any) -> None:
-        self.handlers[fd] = handler
-
-    def remove(self, fd: int) -> None:
-        self.handlers.pop(fd, None)
-        self.masks.pop(fd, None)
-
-    def call_soon(self, cb: Callable[..., Any], *args: Any) -> None:
-        cb(*args)
-
-
-class FakeProc:
-    index = 0
-    count = 1
-    peers = None
-
-    def __init__(self) -> None:
-        self.reactor = FakeReactor()
-        self.conns: set = set()
-        self.trace_seq = 0
-
-    def trace_id(self) -> bytes:
-        self.trace_seq += 1
-        return b"%010x" % self.trace_seq
-
-    def log(self, *a: Any) -> None:
-        pass
-
-    def drain_changed(self, *a: Any) -> None:
-        pass
-
-
-class FakeListener:
-    proto = b"http"
-    host_header = b"127.0.0.1:8080"
-    id = "http://127.0.0.1:8080"
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-
-    def conn_closed(self) -> None:
         pass
 
 
@@ -153,7 +102,7 @@ def http_exchange(n: int, options: Dict[str, Any]) -> float:
 
 
 def tcp_relay(n: int) -> float:
-    """CPU µs per request/response pair relayed by a TCP tunnel (recv/send path, no splice)."""
+    """CPU µs per request/response pair relayed by a TCP tunnel (recv_into + send: the small-message path)."""
     reactor = FakeReactor()
     a, b = FakeSock(20), FakeSock(21)
     t = tunnel_mod.Tunnel(reactor, a, b, use_splice=False)  # type: ignore[arg-type]

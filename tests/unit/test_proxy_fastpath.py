@@ -20,6 +20,7 @@ from alter.proxy.httpconn import HttpConn
 from alter.proxy.reactor import IN
 from alter.proxy.relay import Relay
 from alter.proxy.site import Site
+from alter.proxy.testing import FakeListener, FakeProc
 from alter.proxy.upstream import UpstreamConn
 from alter.proxy.vanguard import Rules, Vanguard
 
@@ -52,65 +53,6 @@ class FakeSock:
 
     def close(self) -> None:
         pass
-
-
-class FakeReactor:
-    def __init__(self) -> None:
-        self.handlers: Dict[int, Any] = {}
-        self.masks: Dict[int, int] = {}
-        self.now = 1000.0
-
-    def add(self, fd: int, mask: int, handler: Any) -> None:
-        self.handlers[fd] = handler
-        self.masks[fd] = mask
-
-    def modify(self, fd: int, mask: int) -> None:
-        self.masks[fd] = mask
-
-    def set_handler(self, fd: int, handler: Any) -> None:
-        self.handlers[fd] = handler
-
-    def remove(self, fd: int) -> None:
-        self.handlers.pop(fd, None)
-        self.masks.pop(fd, None)
-
-    def call_soon(self, cb: Any, *args: Any) -> None:
-        cb(*args)
-
-
-class FakeProc:
-    index = 0
-    count = 1
-    peers = None
-
-    def __init__(self) -> None:
-        self.reactor = FakeReactor()
-        self.conns: set = set()
-        self.seq = 0
-        self.logs: List[Tuple[str, str]] = []
-
-    def trace_id(self) -> bytes:
-        self.seq += 1
-        return b"%010x" % self.seq
-
-    def log(self, worker: str, msg: str, level: str = "info") -> None:
-        self.logs.append((worker, msg))
-
-    def drain_changed(self, *a: Any) -> None:
-        pass
-
-
-class FakeListener:
-    proto = b"http"
-    host_header = b"127.0.0.1:8080"
-    id = "http://127.0.0.1:8080"
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self.closed = 0
-
-    def conn_closed(self) -> None:
-        self.closed += 1
 
 
 CALLS: List[str] = []

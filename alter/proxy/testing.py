@@ -1,0 +1,70 @@
+"""Stand-ins for a proxy process, its reactor and a listener: drive HttpConn/UpstreamConn/Tunnel
+without sockets or epoll (tests/unit/test_proxy_fastpath.py, bench/proxy/micro.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Set, Tuple
+
+
+class FakeReactor:
+    """Records registrations and masks; call_soon runs at once."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.handlers: Dict[int, Any] = {}
+        self.masks: Dict[int, int] = {}
+        self.now = now
+        self.scratch = bytearray(65536)  # as Reactor.scratch (tunnel.py's receive buffer)
+
+    def add(self, fd: int, mask: int, handler: Any) -> None:
+        self.handlers[fd] = handler
+        self.masks[fd] = mask
+
+    def modify(self, fd: int, mask: int) -> None:
+        self.masks[fd] = mask
+
+    def set_handler(self, fd: int, handler: Any) -> None:
+        self.handlers[fd] = handler
+
+    def remove(self, fd: int) -> None:
+        self.handlers.pop(fd, None)
+        self.masks.pop(fd, None)
+
+    def call_soon(self, cb: Any, *args: Any) -> None:
+        cb(*args)
+
+
+class FakeProc:
+    """What connections need of their proxy process: the reactor, trace ids, the log."""
+
+    index = 0
+    count = 1
+    peers = None
+
+    def __init__(self) -> None:
+        self.reactor = FakeReactor()
+        self.conns: Set[Any] = set()
+        self.seq = 0
+        self.logs: List[Tuple[str, str]] = []
+
+    def trace_id(self) -> bytes:
+        self.seq += 1
+        return b"%010x" % self.seq
+
+    def log(self, worker: str, msg: str, level: str = "info") -> None:
+        self.logs.append((worker, msg))
+
+    def drain_changed(self, *a: Any) -> None:
+        pass
+
+
+class FakeListener:
+    proto = b"http"
+    host_header = b"127.0.0.1:8080"
+    id = "http://127.0.0.1:8080"
+
+    def __init__(self, site: Any) -> None:
+        self.site = site
+        self.closed = 0
+
+    def conn_closed(self) -> None:
+        self.closed += 1
