@@ -233,71 +233,13 @@ class Tunnel:
     def _event(self, ev: int, reader: Half, writer: Half) -> None:
         if self.closed:
             return
-        if ev == IN and reader.pipe_w >= 0 and not (reader.inpipe or reader.eof or writer.pending or writer.inpipe):
-            # The common message (request or response) on a spliced tunnel: one splice in, one splice
-            # out, nothing left blocked, so the epoll masks stay as they are and update() is skipped.
-            try:
-                n = _splice(reader.src_fd, reader.pipe_w, CHUNK, flags=_SPLICE_FLAGS)
-            except BlockingIOError:
+        if ev == IN and not (reader.inpipe or reader.eof or writer.pending or writer.inpipe):
+            if reader.pipe_w >= 0:
+                self._splice_message(reader)
                 return
-            except OSError:
-                self.close()
+            if self.plain and not reader.pending:
+                self._copy_message(reader)
                 return
-            if 0 < n < CHUNK:
-                try:
-                    sent = _splice(reader.pipe_r, reader.dst_fd, n, flags=_SPLICE_FLAGS)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
-                    self.close()
-                    return
-                if sent == n:
-                    if self.idle:
-                        self.deadline = self.reactor.now + self.idle
-                    return
-                reader.inpipe = n - sent
-            elif n == 0:
-                reader.eof = True
-            else:
-                reader.inpipe = n
-            self._after_fast(reader, n)
-            return
-        if (
-            ev == IN
-            and self.plain
-            and reader.pipe_w < 0
-            and not (reader.pending or reader.inpipe or reader.eof or writer.pending or writer.inpipe)
-        ):
-            # The same on the recv_into + send path (see the module docstring).
-            buf = self.reactor.scratch
-            try:
-                n = reader.src.recv_into(buf)
-            except BlockingIOError:
-                return
-            except OSError:
-                self.close()
-                return
-            if 0 < n < CHUNK:
-                try:
-                    sent = reader.dst.send(memoryview(buf)[:n])
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
-                    self.close()
-                    return
-                if sent == n:
-                    if self.idle:
-                        self.deadline = self.reactor.now + self.idle
-                    return
-                reader.pending = bytes(buf[sent:n])
-            elif n == 0:
-                reader.eof = True
-            else:
-                reader.pending = bytes(buf)
-                if reader.can_splice:
-                    reader.start_splice()  # a full buffer: a bulk stream, let the kernel move it
-            self._after_fast(reader, n)
-            return
         ok = True
         if ev & OUT and (writer.pending or writer.inpipe):
             ok = writer.flush()
@@ -314,6 +256,66 @@ class Tunnel:
         if self.idle:
             self.deadline = self.reactor.now + self.idle
         self.update()
+
+    def _splice_message(self, reader: Half) -> None:
+        # The common message (request or response) on a spliced tunnel: one splice in, one splice
+        # out, nothing left blocked, so the epoll masks stay as they are and update() is skipped.
+        try:
+            n = _splice(reader.src_fd, reader.pipe_w, CHUNK, flags=_SPLICE_FLAGS)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        if 0 < n < CHUNK:
+            try:
+                sent = _splice(reader.pipe_r, reader.dst_fd, n, flags=_SPLICE_FLAGS)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            if sent == n:
+                if self.idle:
+                    self.deadline = self.reactor.now + self.idle
+                return
+            reader.inpipe = n - sent
+        elif n == 0:
+            reader.eof = True
+        else:
+            reader.inpipe = n
+        self._after_fast(reader, n)
+
+    def _copy_message(self, reader: Half) -> None:
+        # The same on the recv_into + send path (see the module docstring).
+        buf = self.reactor.scratch
+        try:
+            n = reader.src.recv_into(buf)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        if 0 < n < CHUNK:
+            try:
+                sent = reader.dst.send(memoryview(buf)[:n])
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            if sent == n:
+                if self.idle:
+                    self.deadline = self.reactor.now + self.idle
+                return
+            reader.pending = bytes(buf[sent:n])
+        elif n == 0:
+            reader.eof = True
+        else:
+            reader.pending = bytes(buf)
+            if reader.can_splice:
+                reader.start_splice()  # a full buffer: a bulk stream, let the kernel move it
+        self._after_fast(reader, n)
 
     def _after_fast(self, reader: Half, n: int) -> None:
         """Finish a fast-path read that left bytes waiting, hit EOF or filled a whole chunk."""

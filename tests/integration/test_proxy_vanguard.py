@@ -24,6 +24,7 @@ def req_from(
     src: str, port: int, path: str = "/echo", headers: str = "", method: str = "GET"
 ) -> Tuple[Optional[int], Dict[str, str], bytes]:
     """(status, headers, body), or (None, {}, b"") when the connection was dropped without an answer."""
+    c = None
     try:
         # A TCP-level drop can reset the connection as early as connect(): that is "dropped" too.
         c = Raw(port, sock=conn_from(src, port))
@@ -32,7 +33,8 @@ def req_from(
     except (EOFError, ConnectionResetError):
         return None, {}, b""
     finally:
-        c.close()
+        if c is not None:
+            c.close()
 
 
 def upstream_requests(proxy, name: str) -> int:
@@ -50,14 +52,17 @@ def test_ban_ip_http_and_tcp(proxy, ups) -> None:
     )  # trust_proxy: the real client
     assert upstream_requests(proxy, name) == 1
     tname, tport = serve(proxy, [ups.start("echo", mode="tcp")], scheme="tcp", vanguard=vg)
-    s = conn_from("127.0.0.2", tport)
-    try:
+    s = None
+    try:  # the RST may already come during connect()
+        s = conn_from("127.0.0.2", tport)
         s.sendall(b"ping")
         got = s.recv(10)
     except ConnectionResetError:
         got = b""
+    finally:
+        if s is not None:
+            s.close()
     assert got == b""  # silent close (RST)
-    s.close()
     s = conn_from("127.0.0.3", tport)
     s.sendall(b"ping")
     assert s.recv(10) == b"ping"
@@ -194,13 +199,16 @@ def test_tcp_rate_limit_counts_connections(proxy, ups) -> None:
     )
     got = []
     for _ in range(3):
-        s = conn_from("127.0.0.6", port)
-        try:
+        s = None
+        try:  # the third is reset, possibly already during connect()
+            s = conn_from("127.0.0.6", port)
             s.sendall(b"x")
             got.append(s.recv(5))
         except ConnectionResetError:
             got.append(b"")
-        s.close()
+        finally:
+            if s is not None:
+                s.close()
     assert got == [b"x", b"x", b""]
 
 
