@@ -118,12 +118,13 @@ class Reactor:
                 events = []
             self.now = clock()
             for fd, ev in events:
-                handler = handlers.get(fd)
-                if handler is not None:
-                    try:
-                        handler(ev)
-                    except Exception:
+                try:
+                    handlers[fd](ev)
+                except KeyError:
+                    if fd in handlers:  # raised inside the handler (an fd removed earlier in this batch is not)
                         log.exception("proxy handler for fd %d failed", fd)
+                except Exception:
+                    log.exception("proxy handler for fd %d failed", fd)
             if self._soon:
                 soon, self._soon = self._soon, []
                 for cb, args in soon:

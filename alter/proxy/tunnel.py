@@ -20,6 +20,7 @@ instead: a TLS socket cannot keep sending after a TCP-level shutdown.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import ssl
 from typing import Any, Callable, Optional
@@ -33,6 +34,12 @@ _splice: Any = getattr(os, "splice", None)
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _NOT_OUT = ~OUT
 _HANGUP = ~(OUT | IN)
+IDLE_STEP = 1.0  # while bytes flow, an idle timeout is checked this often (its precision)
+# Edge-triggered while a half copies (recv_into/send): a short read means the socket was drained,
+# and epoll does not poll the socket a second time per message.  Not for splice (a pipe can take
+# less than the socket holds) nor TLS (the SSL object may hold decrypted bytes).
+# With EPOLLRDHUP: a FIN queued behind the bytes is then seen (recv returns the bytes first).
+ET = select.EPOLLET | select.EPOLLRDHUP
 
 
 class Half:
@@ -50,11 +57,28 @@ class Half:
         "tls_src",
         "tls_dst",
         "can_splice",
+        "tunnel",
+        "back",
+        "quick",
+        "rdhup",
+        "busy",
+        "rinto",
+        "sendv",
+        "buf",
+        "view",
     )
 
     def __init__(
         self, src: socket.socket, dst: socket.socket, initial: bytes, splice: bool, can_splice: bool = False
     ) -> None:
+        self.tunnel: Any = None  # set by Tunnel, with back (the opposite direction) and buf/view
+        self.back: Any = None
+        self.quick = False  # may take on_event's fast path: a plain tunnel, copying (not splicing), before EOF
+        self.busy = False  # the fast path moved bytes since the tunnel last looked (idle timeout)
+        self.rdhup = False  # the peer's EOF is queued: read on past a short read until recv says so
+        self.rinto = src.recv_into
+        self.sendv = dst.send
+        self.buf = self.view = memoryview(b"")
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
@@ -73,6 +97,46 @@ class Half:
     def start_splice(self) -> None:
         self.pipe_r, self.pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.can_splice = False
+        self.quick = False
+
+    def on_event(self, ev: int) -> None:
+        """The reactor's handler for this half's source socket.
+
+        The common message on a plain tunnel is handled here in one frame: one recv_into the
+        process's scratch buffer, one send of all of it, nothing left waiting, so the epoll masks
+        stay as they are.  Everything else (a partial send, EOF, a full buffer, OUT or error
+        events, splice mode, TLS, initial bytes still queued) goes through Tunnel.event.
+        """
+        if ev == IN and self.quick and not self.pending:
+            try:
+                n = self.rinto(self.buf)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.tunnel.close()
+                return
+            if 0 < n < CHUNK:
+                try:
+                    sent = self.sendv(self.view[:n])
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    self.tunnel.close()
+                    return
+                if sent == n:
+                    self.busy = True
+                    return
+                self.pending = bytes(self.view[sent:n])
+            elif n == 0:
+                self.eof = True
+                self.quick = False
+            else:
+                self.pending = bytes(self.buf)
+                if self.can_splice:
+                    self.start_splice()  # a full buffer: a bulk stream, let the kernel move it
+            self.tunnel.after_read(self, n)
+            return
+        self.tunnel.event(ev, self)
 
     @property
     def blocked(self) -> bool:
@@ -122,6 +186,7 @@ class Half:
                     return False
                 if n == 0:
                     self.eof = True
+                    self.quick = False
                     return self.flush()
                 self.inpipe += n
                 if n < CHUNK:  # the socket is drained: no EAGAIN round trip (epoll is level-triggered)
@@ -135,16 +200,19 @@ class Half:
                     return False
                 if not data:
                     self.eof = True
+                    self.quick = False
                     return self.flush()
                 self.pending = data
-                if len(data) < CHUNK and not self.tls_src:  # drained (TLS may hold decrypted bytes: loop)
-                    return self.flush()
+                if len(data) < CHUNK and not self.tls_src and not self.rdhup:
+                    return self.flush()  # drained (TLS may hold decrypted bytes, an EOF may be queued: loop)
             if not self.flush():
                 return False
             if self.blocked:
                 return True
             if self.tls_src and not self.src.pending():  # type: ignore[attr-defined]
                 return True
+        if self.quick:  # edge-triggered and maybe not drained: no new edge will come, so come back
+            self.tunnel.reactor.call_soon(self.tunnel.resume, self)
         return True
 
     def close_pipe(self) -> None:
@@ -171,7 +239,7 @@ class Tunnel:
         "idle",
         "ma",
         "mb",
-        "plain",
+        "last",
     )
 
     def __init__(
@@ -191,26 +259,31 @@ class Tunnel:
         plain = not isinstance(a, ssl.SSLSocket) and not isinstance(b, ssl.SSLSocket)
         splice = bool(use_splice) and HAVE_SPLICE and plain
         adaptive = use_splice is None and HAVE_SPLICE and plain
-        self.ab = Half(a, b, to_b, splice, adaptive)
-        self.ba = Half(b, a, to_a, splice, adaptive)
-        self.plain = plain
+        self.ab = ab = Half(a, b, to_b, splice, adaptive)
+        self.ba = ba = Half(b, a, to_a, splice, adaptive)
+        view = memoryview(reactor.scratch)
+        for half, back in ((ab, ba), (ba, ab)):
+            half.tunnel, half.back = self, back
+            half.buf, half.view = reactor.scratch, view
+            half.quick = plain and half.pipe_w < 0
         self.on_close = on_close
         self.closed = False
         self.idle = idle_timeout
-        self.deadline = reactor.now + idle_timeout if idle_timeout else float("inf")
+        self.last = reactor.now
+        self.deadline = reactor.now + min(idle_timeout, IDLE_STEP) if idle_timeout else float("inf")
         self.ma = self.mb = -1
-        for fd, handler in ((self.fa, self.on_a), (self.fb, self.on_b)):
+        for fd, handler in ((self.fa, ab.on_event), (self.fb, ba.on_event)):
             if fd in reactor.handlers:
                 reactor.set_handler(fd, handler)
             else:
                 reactor.add(fd, 0, handler)
         # Push the initial bytes, then start relaying.
-        if not self.ab.flush() or not self.ba.flush():
+        if not ab.flush() or not ba.flush():
             self.close()
             return
         self.update()
-        if self.ab.tls_src and self.a.pending():  # type: ignore[attr-defined]
-            reactor.call_soon(self.on_a, IN)
+        if ab.tls_src and self.a.pending():  # type: ignore[attr-defined]
+            reactor.call_soon(ab.on_event, IN)
 
     def update(self) -> None:
         if self.closed:
@@ -223,6 +296,10 @@ class Tunnel:
             return
         ma = (0 if ab.eof or ab_blocked else IN) | (OUT if ba_blocked else 0)
         mb = (0 if ba.eof or ba_blocked else IN) | (OUT if ab_blocked else 0)
+        if ma and ab.quick:
+            ma |= ET
+        if mb and ba.quick:
+            mb |= ET
         if ma != self.ma:
             self.ma = ma
             self.reactor.modify(self.fa, ma)
@@ -230,22 +307,22 @@ class Tunnel:
             self.mb = mb
             self.reactor.modify(self.fb, mb)
 
-    def _event(self, ev: int, reader: Half, writer: Half) -> None:
+    def event(self, ev: int, reader: Half) -> None:
+        """An event on reader's source that Half.on_event did not handle itself."""
         if self.closed:
             return
-        if ev == IN and not (reader.inpipe or reader.eof or writer.pending or writer.inpipe):
-            if reader.pipe_w >= 0:
-                self._splice_message(reader)
-                return
-            if self.plain and not reader.pending:
-                self._copy_message(reader)
-                return
+        if ev == IN and reader.pipe_w >= 0 and not (reader.inpipe or reader.eof):
+            self._splice_message(reader)
+            return
+        writer = reader.back
         ok = True
         if ev & OUT and (writer.pending or writer.inpipe):
             ok = writer.flush()
             if ok and writer.tls_src and not writer.blocked:
                 self.reactor.call_soon(self._resume, writer)
         reading = not reader.eof and not reader.pending and not reader.inpipe
+        if ev & _HANGUP:
+            reader.rdhup = True
         if ok and ev & _NOT_OUT and reading:
             ok = reader.pump()
         elif ok and ev & _HANGUP and not reading:
@@ -253,13 +330,12 @@ class Tunnel:
         if not ok:
             self.close()
             return
-        if self.idle:
-            self.deadline = self.reactor.now + self.idle
+        reader.busy = True
         self.update()
 
     def _splice_message(self, reader: Half) -> None:
-        # The common message (request or response) on a spliced tunnel: one splice in, one splice
-        # out, nothing left blocked, so the epoll masks stay as they are and update() is skipped.
+        # The common message on a spliced tunnel: one splice in, one splice out, nothing left
+        # blocked, so the epoll masks stay as they are and update() is skipped.
         try:
             n = _splice(reader.src_fd, reader.pipe_w, CHUNK, flags=_SPLICE_FLAGS)
         except BlockingIOError:
@@ -276,48 +352,16 @@ class Tunnel:
                 self.close()
                 return
             if sent == n:
-                if self.idle:
-                    self.deadline = self.reactor.now + self.idle
+                reader.busy = True
                 return
             reader.inpipe = n - sent
         elif n == 0:
             reader.eof = True
         else:
             reader.inpipe = n
-        self._after_fast(reader, n)
+        self.after_read(reader, n)
 
-    def _copy_message(self, reader: Half) -> None:
-        # The same on the recv_into + send path (see the module docstring).
-        buf = self.reactor.scratch
-        try:
-            n = reader.src.recv_into(buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            self.close()
-            return
-        if 0 < n < CHUNK:
-            try:
-                sent = reader.dst.send(memoryview(buf)[:n])
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self.close()
-                return
-            if sent == n:
-                if self.idle:
-                    self.deadline = self.reactor.now + self.idle
-                return
-            reader.pending = bytes(buf[sent:n])
-        elif n == 0:
-            reader.eof = True
-        else:
-            reader.pending = bytes(buf)
-            if reader.can_splice:
-                reader.start_splice()  # a full buffer: a bulk stream, let the kernel move it
-        self._after_fast(reader, n)
-
-    def _after_fast(self, reader: Half, n: int) -> None:
+    def after_read(self, reader: Half, n: int) -> None:
         """Finish a fast-path read that left bytes waiting, hit EOF or filled a whole chunk."""
         ok = reader.flush()
         if ok and n == CHUNK and not reader.blocked:
@@ -325,30 +369,42 @@ class Tunnel:
         if not ok:
             self.close()
             return
-        if self.idle:
-            self.deadline = self.reactor.now + self.idle
+        reader.busy = True
         self.update()
 
     def _resume(self, half: Half) -> None:
         if not self.closed and half.reading and half.src.pending():  # type: ignore[attr-defined]
+            self.resume(half)
+
+    def resume(self, half: Half) -> None:
+        """Read on without an event: TLS bytes already decrypted, or an edge-triggered socket left
+        undrained after pump()'s batch."""
+        if not self.closed and half.reading:
             if not half.pump():
                 self.close()
                 return
             self.update()
 
-    def on_a(self, ev: int) -> None:
-        self._event(ev, self.ab, self.ba)
-
-    def on_b(self, ev: int) -> None:
-        self._event(ev, self.ba, self.ab)
-
     def on_timeout(self) -> None:
-        self.close()
+        """The sweep found the deadline passed: close the tunnel if it has been idle that long.
+
+        Traffic only raises the halves' `busy` flags (the fast path must not do clock
+        arithmetic per message), so while bytes flow the tunnel looks every IDLE_STEP.
+        """
+        now = self.reactor.now
+        if self.ab.busy or self.ba.busy:
+            self.ab.busy = self.ba.busy = False
+            self.last = now
+        elif now - self.last >= self.idle:
+            self.close()
+            return
+        self.deadline = now + min(self.idle, IDLE_STEP)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self.ab.quick = self.ba.quick = False
         for fd, sock in ((self.fa, self.a), (self.fb, self.b)):
             self.reactor.remove(fd)
             try:

@@ -106,7 +106,7 @@ def tcp_relay(n: int) -> float:
     reactor = FakeReactor()
     a, b = FakeSock(20), FakeSock(21)
     t = tunnel_mod.Tunnel(reactor, a, b, use_splice=False)  # type: ignore[arg-type]
-    on_a, on_b = t.on_a, t.on_b
+    on_a, on_b = t.ab.on_event, t.ba.on_event
     t0 = time.process_time()
     for _ in range(n):
         a.inbox.append(REQUEST)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 
 import pytest
 
-from alter.proxy.reactor import Reactor
-from alter.proxy.tunnel import HAVE_SPLICE, Tunnel
+from alter.proxy.reactor import IN, Reactor
+from alter.proxy.testing import FakeReactor
+from alter.proxy.tunnel import CHUNK, HAVE_SPLICE, IDLE_STEP, Tunnel
 
 
 @pytest.mark.parametrize("splice", [False, True, None] if HAVE_SPLICE else [False, None])
@@ -86,3 +88,99 @@ def test_small_messages_go_through_the_scratch_buffer_in_order() -> None:
         for s in (a_out, b_out):
             s.close()
         reactor.close()
+
+
+def test_an_eof_queued_behind_the_bytes_is_seen() -> None:
+    """Edge-triggered copy mode: the client's bytes and its FIN are both waiting when the tunnel starts
+    (a short read must not be taken for 'drained' while EPOLLRDHUP says an EOF is queued)."""
+    reactor = Reactor()
+    listen, up_listen = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listen.getsockname())
+    a, _ = listen.accept()
+    client.sendall(b"hello")
+    client.shutdown(socket.SHUT_WR)
+    b = socket.create_connection(up_listen.getsockname())
+    upstream, _ = up_listen.accept()
+    for s in (a, b):
+        s.setblocking(False)
+    tunnel = Tunnel(reactor, a, b)
+    assert reactor.masks[a.fileno()] & select.EPOLLET, "a copying half is edge-triggered"
+    thread = threading.Thread(target=reactor.run)
+    thread.start()
+    try:
+        upstream.settimeout(5)
+        assert upstream.recv(100) == b"hello"
+        assert upstream.recv(100) == b""  # the half-close arrived too
+        upstream.sendall(b"bye")
+        upstream.close()
+        client.settimeout(5)
+        assert client.recv(100) == b"bye"
+        assert client.recv(100) == b""
+    finally:
+        reactor.stop()
+        thread.join(5)
+        for s in (client, upstream, listen, up_listen):
+            s.close()
+        reactor.close()
+    assert tunnel.closed
+
+
+class ChunkSock:
+    """A source that always has a full chunk ready (count of them), and a sink that takes everything."""
+
+    def __init__(self, fd: int, chunks: int = 0) -> None:
+        self.fd, self.chunks, self.got = fd, chunks, 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def recv_into(self, buf: bytearray) -> int:
+        return len(self.recv(len(buf)))
+
+    def recv(self, n: int) -> bytes:
+        if not self.chunks:
+            raise BlockingIOError
+        self.chunks -= 1
+        return b"x" * n
+
+    def send(self, data: bytes) -> int:
+        self.got += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_edge_triggered_half_comes_back_for_what_one_batch_left() -> None:
+    """pump() stops after 16 reads; edge-triggered, no new event would come, so it must schedule itself."""
+    reactor = FakeReactor()
+    src, dst = ChunkSock(20, chunks=40), ChunkSock(21)
+    tunnel = Tunnel(reactor, src, dst, use_splice=False)  # type: ignore[arg-type]
+    assert reactor.masks[20] & select.EPOLLET
+    tunnel.ab.on_event(IN)
+    assert dst.got == 40 * CHUNK and src.chunks == 0
+
+
+def test_the_idle_timeout_sees_fast_path_traffic() -> None:
+    reactor = FakeReactor(now=100.0)
+    a, b = ChunkSock(20), ChunkSock(21)
+    tunnel = Tunnel(reactor, a, b, idle_timeout=5.0, use_splice=False)  # type: ignore[arg-type]
+    assert tunnel.deadline == 100.0 + IDLE_STEP
+    for t in range(1, 20):  # a message every second for 19 s: never idle
+        reactor.now = 100.0 + t
+        a.chunks = 1
+        a.recv = lambda n: b"ping"  # type: ignore[method-assign]
+        tunnel.ab.on_event(IN)
+        del a.recv
+        if tunnel.deadline <= reactor.now:
+            tunnel.on_timeout()
+        assert not tunnel.closed
+    closed_at = None
+    for t in range(20, 40):  # then silence
+        reactor.now = 100.0 + t
+        if tunnel.deadline <= reactor.now:
+            tunnel.on_timeout()
+        if tunnel.closed:
+            closed_at = t
+            break
+    assert closed_at is not None and 19 + 5 <= closed_at <= 19 + 5 + IDLE_STEP
