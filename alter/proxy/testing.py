@@ -68,3 +68,33 @@ class FakeListener:
 
     def conn_closed(self) -> None:
         self.closed += 1
+
+
+class FakeFds:
+    """Routes tunnel.py's os.readv/os.write (its fast path calls them on fd numbers) to fake sockets:
+
+        with FakeFds(a, b):
+            tunnel.ab.on_event(IN)
+    """
+
+    def __init__(self, *socks: Any) -> None:
+        self.socks = {s.fileno(): s for s in socks}
+        self.saved: Tuple[Any, Any] = (None, None)
+
+    def readv(self, fd: int, bufs: List[bytearray]) -> int:
+        return int(self.socks[fd].recv_into(bufs[0]))
+
+    def write(self, fd: int, data: Any) -> int:
+        return int(self.socks[fd].send(data))
+
+    def __enter__(self) -> FakeFds:
+        from alter.proxy import tunnel
+
+        self.saved = (tunnel._readv, tunnel._write)
+        tunnel._readv, tunnel._write = self.readv, self.write
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from alter.proxy import tunnel
+
+        tunnel._readv, tunnel._write = self.saved

@@ -6,10 +6,10 @@ read's worth (64 KiB, or one pipe's worth with splice) per direction however
 fast one side is and however slow the other: backpressure is the kernel's
 socket buffers plus that one chunk.
 
-Copy strategy (plain sockets, `use_splice=None`): a message is received into
-the process's scratch buffer and sent on at once (recv_into + send: for the
-small messages of request/response traffic this is the cheapest path, kernel
-side included).  The first read that fills the whole buffer marks a bulk
+Copy strategy (plain sockets, `use_splice=None`): a message is read into
+the process's scratch buffer and written on at once (os.readv + os.write: for
+the small messages of request/response traffic this is the cheapest path,
+kernel side included), with the socket edge-triggered in epoll.  The first read that fills the whole buffer marks a bulk
 stream: from then on that half moves its bytes socket -> pipe -> socket with
 `os.splice` (Python 3.10+) and they never become Python objects.  TLS on
 either side: recv/send.  Half-close is forwarded (EOF from one side becomes
@@ -31,6 +31,10 @@ CHUNK = 65536
 HAVE_SPLICE = hasattr(os, "splice")
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _splice: Any = getattr(os, "splice", None)
+# The fast path's calls: os.readv/os.write take their arguments without building a tuple (unlike
+# socket.recv_into/send), which is most of what Python adds to the two system calls.
+_readv = os.readv
+_write = os.write
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _NOT_OUT = ~OUT
 _HANGUP = ~(OUT | IN)
@@ -62,9 +66,7 @@ class Half:
         "quick",
         "rdhup",
         "busy",
-        "rinto",
-        "sendv",
-        "buf",
+        "bufs",
         "view",
     )
 
@@ -76,9 +78,8 @@ class Half:
         self.quick = False  # may take on_event's fast path: a plain tunnel, copying (not splicing), before EOF
         self.busy = False  # the fast path moved bytes since the tunnel last looked (idle timeout)
         self.rdhup = False  # the peer's EOF is queued: read on past a short read until recv says so
-        self.rinto = src.recv_into
-        self.sendv = dst.send
-        self.buf = self.view = memoryview(b"")
+        self.bufs: list = []  # [the process's scratch buffer], for os.readv
+        self.view = memoryview(b"")  # of the scratch buffer
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
@@ -109,7 +110,7 @@ class Half:
         """
         if ev == IN and self.quick and not self.pending:
             try:
-                n = self.rinto(self.buf)
+                n = _readv(self.src_fd, self.bufs)
             except BlockingIOError:
                 return
             except OSError:
@@ -117,7 +118,7 @@ class Half:
                 return
             if 0 < n < CHUNK:
                 try:
-                    sent = self.sendv(self.view[:n])
+                    sent = _write(self.dst_fd, self.view[:n])
                 except BlockingIOError:
                     sent = 0
                 except OSError:
@@ -131,7 +132,7 @@ class Half:
                 self.eof = True
                 self.quick = False
             else:
-                self.pending = bytes(self.buf)
+                self.pending = bytes(self.view)
                 if self.can_splice:
                     self.start_splice()  # a full buffer: a bulk stream, let the kernel move it
             self.tunnel.after_read(self, n)
@@ -264,7 +265,7 @@ class Tunnel:
         view = memoryview(reactor.scratch)
         for half, back in ((ab, ba), (ba, ab)):
             half.tunnel, half.back = self, back
-            half.buf, half.view = reactor.scratch, view
+            half.bufs, half.view = [reactor.scratch], view
             half.quick = plain and half.pipe_w < 0
         self.on_close = on_close
         self.closed = False

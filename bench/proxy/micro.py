@@ -27,7 +27,7 @@ from alter.proxy import tunnel as tunnel_mod  # noqa: E402
 from alter.proxy.httpconn import HttpConn  # noqa: E402
 from alter.proxy.reactor import IN  # noqa: E402
 from alter.proxy.site import Site  # noqa: E402
-from alter.proxy.testing import FakeListener, FakeProc, FakeReactor  # noqa: E402
+from alter.proxy.testing import FakeFds, FakeListener, FakeProc, FakeReactor  # noqa: E402
 from alter.proxy.upstream import UpstreamConn  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
@@ -107,13 +107,14 @@ def tcp_relay(n: int) -> float:
     a, b = FakeSock(20), FakeSock(21)
     t = tunnel_mod.Tunnel(reactor, a, b, use_splice=False)  # type: ignore[arg-type]
     on_a, on_b = t.ab.on_event, t.ba.on_event
-    t0 = time.process_time()
-    for _ in range(n):
-        a.inbox.append(REQUEST)
-        on_a(IN)
-        b.inbox.append(RESPONSE)
-        on_b(IN)
-    elapsed = time.process_time() - t0
+    with FakeFds(a, b):
+        t0 = time.process_time()
+        for _ in range(n):
+            a.inbox.append(REQUEST)
+            on_a(IN)
+            b.inbox.append(RESPONSE)
+            on_b(IN)
+        elapsed = time.process_time() - t0
     assert b.sent == n * len(REQUEST) and a.sent == n * len(RESPONSE)
     return elapsed / n * 1e6
 

@@ -332,7 +332,9 @@ def main() -> int:
         ]
         results: Dict[str, List[Dict[str, Any]]] = {}
         for rnd in range(args.rounds):
-            for name, key, pids in cases:
+            # Every other round runs the cases in reverse order: on a shared VM the machine's speed drifts
+            # over minutes, and ABBA ordering keeps that drift from favouring whichever case runs first.
+            for name, key, pids in cases if rnd % 2 == 0 else cases[::-1]:
                 if key not in ports or (only and name not in only):
                     continue
                 wrk(ports[key], 2.0, args.connections)  # warm-up: connections, pools, JIT

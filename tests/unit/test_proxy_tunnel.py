@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from alter.proxy.reactor import IN, Reactor
-from alter.proxy.testing import FakeReactor
+from alter.proxy.testing import FakeFds, FakeReactor
 from alter.proxy.tunnel import CHUNK, HAVE_SPLICE, IDLE_STEP, Tunnel
 
 
@@ -157,7 +157,8 @@ def test_an_edge_triggered_half_comes_back_for_what_one_batch_left() -> None:
     src, dst = ChunkSock(20, chunks=40), ChunkSock(21)
     tunnel = Tunnel(reactor, src, dst, use_splice=False)  # type: ignore[arg-type]
     assert reactor.masks[20] & select.EPOLLET
-    tunnel.ab.on_event(IN)
+    with FakeFds(src, dst):
+        tunnel.ab.on_event(IN)
     assert dst.got == 40 * CHUNK and src.chunks == 0
 
 
@@ -170,7 +171,8 @@ def test_the_idle_timeout_sees_fast_path_traffic() -> None:
         reactor.now = 100.0 + t
         a.chunks = 1
         a.recv = lambda n: b"ping"  # type: ignore[method-assign]
-        tunnel.ab.on_event(IN)
+        with FakeFds(a, b):
+            tunnel.ab.on_event(IN)
         del a.recv
         if tunnel.deadline <= reactor.now:
             tunnel.on_timeout()
