@@ -39,9 +39,6 @@ class Reactor:
         self._timers: List[Tuple[float, int, Callable[..., Any], Tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self._soon: List[Tuple[Callable[..., Any], Tuple[Any, ...]]] = []
-        # One receive buffer for the whole process: a handler that copies bytes straight
-        # through (tunnel.py) reads into it and sends on before it returns.
-        self.scratch = bytearray(65536)
 
     # ------------------------------------------------------------------ fds
 

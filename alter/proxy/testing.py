@@ -13,7 +13,6 @@ class FakeReactor:
         self.handlers: Dict[int, Any] = {}
         self.masks: Dict[int, int] = {}
         self.now = now
-        self.scratch = bytearray(65536)  # as Reactor.scratch (tunnel.py's receive buffer)
 
     def add(self, fd: int, mask: int, handler: Any) -> None:
         self.handlers[fd] = handler
@@ -71,18 +70,18 @@ class FakeListener:
 
 
 class FakeFds:
-    """Routes tunnel.py's os.readv/os.write (its fast path calls them on fd numbers) to fake sockets:
+    """Routes tunnel.py's os.read/os.write (its fast path calls them on fd numbers) to fake sockets:
 
-        with FakeFds(a, b):
-            tunnel.ab.on_event(IN)
+    with FakeFds(a, b):
+        tunnel.ab.on_event(IN)
     """
 
     def __init__(self, *socks: Any) -> None:
         self.socks = {s.fileno(): s for s in socks}
         self.saved: Tuple[Any, Any] = (None, None)
 
-    def readv(self, fd: int, bufs: List[bytearray]) -> int:
-        return int(self.socks[fd].recv_into(bufs[0]))
+    def read(self, fd: int, n: int) -> bytes:
+        return bytes(self.socks[fd].recv(n))
 
     def write(self, fd: int, data: Any) -> int:
         return int(self.socks[fd].send(data))
@@ -90,11 +89,11 @@ class FakeFds:
     def __enter__(self) -> FakeFds:
         from alter.proxy import tunnel
 
-        self.saved = (tunnel._readv, tunnel._write)
-        tunnel._readv, tunnel._write = self.readv, self.write
+        self.saved = (tunnel._read, tunnel._write)
+        tunnel._read, tunnel._write = self.read, self.write
         return self
 
     def __exit__(self, *exc: Any) -> None:
         from alter.proxy import tunnel
 
-        tunnel._readv, tunnel._write = self.saved
+        tunnel._read, tunnel._write = self.saved

@@ -6,10 +6,10 @@ read's worth (64 KiB, or one pipe's worth with splice) per direction however
 fast one side is and however slow the other: backpressure is the kernel's
 socket buffers plus that one chunk.
 
-Copy strategy (plain sockets, `use_splice=None`): a message is read into
-the process's scratch buffer and written on at once (os.readv + os.write: for
-the small messages of request/response traffic this is the cheapest path,
-kernel side included), with the socket edge-triggered in epoll.  The first read that fills the whole buffer marks a bulk
+Copy strategy (plain sockets, `use_splice=None`): a message is read and
+written on at once (os.read + os.write: for the small messages of
+request/response traffic this is the cheapest path, kernel side included),
+with the socket edge-triggered in epoll.  The first read that fills the whole buffer marks a bulk
 stream: from then on that half moves its bytes socket -> pipe -> socket with
 `os.splice` (Python 3.10+) and they never become Python objects.  TLS on
 either side: recv/send.  Half-close is forwarded (EOF from one side becomes
@@ -31,9 +31,9 @@ CHUNK = 65536
 HAVE_SPLICE = hasattr(os, "splice")
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _splice: Any = getattr(os, "splice", None)
-# The fast path's calls: os.readv/os.write take their arguments without building a tuple (unlike
-# socket.recv_into/send), which is most of what Python adds to the two system calls.
-_readv = os.readv
+# The fast path's calls: os.read/os.write take their arguments without building a tuple (unlike
+# socket.recv/send), which is most of what Python adds to the two system calls.
+_read = os.read
 _write = os.write
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _NOT_OUT = ~OUT
@@ -66,8 +66,6 @@ class Half:
         "quick",
         "rdhup",
         "busy",
-        "bufs",
-        "view",
     )
 
     def __init__(
@@ -78,8 +76,6 @@ class Half:
         self.quick = False  # may take on_event's fast path: a plain tunnel, copying (not splicing), before EOF
         self.busy = False  # the fast path moved bytes since the tunnel last looked (idle timeout)
         self.rdhup = False  # the peer's EOF is queued: read on past a short read until recv says so
-        self.bufs: list = []  # [the process's scratch buffer], for os.readv
-        self.view = memoryview(b"")  # of the scratch buffer
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
@@ -103,22 +99,23 @@ class Half:
     def on_event(self, ev: int) -> None:
         """The reactor's handler for this half's source socket.
 
-        The common message on a plain tunnel is handled here in one frame: one recv_into the
-        process's scratch buffer, one send of all of it, nothing left waiting, so the epoll masks
-        stay as they are.  Everything else (a partial send, EOF, a full buffer, OUT or error
-        events, splice mode, TLS, initial bytes still queued) goes through Tunnel.event.
+        The common message on a plain tunnel is handled here in one frame: one os.read, one
+        os.write of all of it, nothing left waiting, so the epoll masks stay as they are.
+        Everything else (a partial write, EOF, a full chunk, OUT or error events, splice mode,
+        TLS, initial bytes still queued) goes through Tunnel.event.
         """
         if ev == IN and self.quick and not self.pending:
             try:
-                n = _readv(self.src_fd, self.bufs)
+                data = _read(self.src_fd, CHUNK)
             except BlockingIOError:
                 return
             except OSError:
                 self.tunnel.close()
                 return
+            n = len(data)
             if 0 < n < CHUNK:
                 try:
-                    sent = _write(self.dst_fd, self.view[:n])
+                    sent = _write(self.dst_fd, data)
                 except BlockingIOError:
                     sent = 0
                 except OSError:
@@ -127,14 +124,14 @@ class Half:
                 if sent == n:
                     self.busy = True
                     return
-                self.pending = bytes(self.view[sent:n])
+                self.pending = data[sent:]
             elif n == 0:
                 self.eof = True
                 self.quick = False
             else:
-                self.pending = bytes(self.view)
+                self.pending = data
                 if self.can_splice:
-                    self.start_splice()  # a full buffer: a bulk stream, let the kernel move it
+                    self.start_splice()  # a full chunk: a bulk stream, let the kernel move it
             self.tunnel.after_read(self, n)
             return
         self.tunnel.event(ev, self)
@@ -262,10 +259,8 @@ class Tunnel:
         adaptive = use_splice is None and HAVE_SPLICE and plain
         self.ab = ab = Half(a, b, to_b, splice, adaptive)
         self.ba = ba = Half(b, a, to_a, splice, adaptive)
-        view = memoryview(reactor.scratch)
         for half, back in ((ab, ba), (ba, ab)):
             half.tunnel, half.back = self, back
-            half.bufs, half.view = [reactor.scratch], view
             half.quick = plain and half.pipe_w < 0
         self.on_close = on_close
         self.closed = False

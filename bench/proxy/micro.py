@@ -39,7 +39,7 @@ RESPONSE = (
 
 
 class FakeSock:
-    """recv()/recv_into() hand out the queued chunks, then EAGAIN; send() accepts everything."""
+    """recv() hands out the queued chunks, then EAGAIN; send() accepts everything."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -53,11 +53,6 @@ class FakeSock:
         if self.inbox:
             return self.inbox.pop()
         raise BlockingIOError
-
-    def recv_into(self, buf: bytearray) -> int:
-        data = self.recv(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
     def send(self, data: bytes) -> int:
         self.sent += len(data)
@@ -102,7 +97,7 @@ def http_exchange(n: int, options: Dict[str, Any]) -> float:
 
 
 def tcp_relay(n: int) -> float:
-    """CPU µs per request/response pair relayed by a TCP tunnel (recv_into + send: the small-message path)."""
+    """CPU µs per request/response pair relayed by a TCP tunnel (os.read + os.write: the small-message path)."""
     reactor = FakeReactor()
     a, b = FakeSock(20), FakeSock(21)
     t = tunnel_mod.Tunnel(reactor, a, b, use_splice=False)  # type: ignore[arg-type]
