@@ -361,6 +361,12 @@ def main() -> int:
         }
         for name, rs in results.items():
             med[name]["errors"] = sum(r["errors"] for r in rs)
+            # Paired ratios: each round's figure against the reference's in the same round (adjacent in
+            # time), then the median over rounds -- the machine's drift cancels out of each pair.
+            ref = results.get(reference(name), [])
+            for key in ("rps", "p99"):
+                pairs = [r[key] / q[key] for r, q in zip(rs, ref) if q[key]]
+                med[name]["vs_" + key] = statistics.median(pairs) if pairs else None
             cpus = [r["cpu_us"] for r in rs if r.get("cpu_us")]
             med[name]["cpu_us"] = statistics.median(cpus) if cpus else None
         if not only or "memory" in only:
@@ -382,26 +388,30 @@ def main() -> int:
     return 0
 
 
+def reference(name: str) -> str:
+    return "nginx tcp (stream)" if "tcp" in name else "nginx http"
+
+
 def render(med: Dict[str, Dict[str, Any]], mem_apm: float, mem_ngx: float, roll: Dict[str, Any],
            args: argparse.Namespace, load_before: str) -> str:  # fmt: skip
-    def ratio(name: str, ref: str, key: str) -> str:
-        if name not in med or ref not in med or not med[ref][key]:
-            return ""
-        return f"{med[name][key] / med[ref][key]:.2f}x"
+    def ratio(name: str, key: str) -> str:
+        value = med[name].get("vs_" + key)
+        return f"{value:.2f}x" if value else ""
 
     rows = []
     for name in med:
-        ref = "nginx tcp (stream)" if "tcp" in name else "nginx http"
         cpu = med[name].get("cpu_us")
         rows.append([
             name, f"{med[name]['rps']:,.0f}", f"{med[name]['p50']:.2f}", f"{med[name]['p99']:.2f}",
-            ratio(name, ref, "rps"), ratio(name, ref, "p99"), f"{cpu:.1f}" if cpu else "", str(med[name]["errors"]),
+            ratio(name, "rps"), ratio(name, "p99"), f"{cpu:.1f}" if cpu else "", str(med[name]["errors"]),
         ])  # fmt: skip
     head = ["case", "req/s", "p50 ms", "p99 ms", "req/s vs nginx", "p99 vs nginx", "proxy CPU µs/req", "errors"]
     return "\n".join([
         f"Run {time.strftime('%Y-%m-%d %H:%M')}: {machine()}; load average before the run {load_before}, after "
         f"{loadavg()}. wrk -t2 -c{args.connections} -d{args.duration:g}s (after a 2 s warm-up), {args.rounds} round(s), "
-        "medians; the same two node hello-world instances (run by apm) behind apm, nginx and the direct case; "
+        "medians (every other round runs the cases in reverse order; the ratios are medians of each round's "
+        "ratio to nginx in that round); the same two node hello-world instances (run by apm) behind apm, nginx "
+        "and the direct case; "
         f"apm's daemon from dist/apm with {os.cpu_count()} proxy processes.",
         "",
         table(head, rows),
