@@ -71,7 +71,7 @@ class Half:
     def __init__(
         self, src: socket.socket, dst: socket.socket, initial: bytes, splice: bool, can_splice: bool = False
     ) -> None:
-        self.tunnel: Any = None  # set by Tunnel, with back (the opposite direction) and buf/view
+        self.tunnel: Any = None  # set by Tunnel, with back (the opposite direction)
         self.back: Any = None
         self.quick = False  # may take on_event's fast path: a plain tunnel, copying (not splicing), before EOF
         self.busy = False  # the fast path moved bytes since the tunnel last looked (idle timeout)
