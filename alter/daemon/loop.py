@@ -203,10 +203,12 @@ class EventLoop:
             timer = heapq.heappop(self._timers)
             if not timer.cancelled:
                 self._ready.append((timer.callback, timer.args))
-        # Only run what is ready now; callbacks queued by these run next time.
+        # Only run what is ready now; callbacks queued by these run next time.  The queue is swapped,
+        # not copied then cleared: a signal handler (_on_signal) runs between any two bytecodes of this
+        # thread, and what it queued between a copy and a clear was lost -- a lost SIGCHLD left the
+        # instance waiting forever for an exit the daemon never saw (`apm stop` hung).
         with self._lock:
-            batch = list(self._ready)
-            self._ready.clear()
+            batch, self._ready = self._ready, deque()
         for cb, args in batch:
             self._run(cb, args)
 

@@ -2,6 +2,8 @@ import os
 import signal
 import threading
 import time
+from collections import deque
+from typing import Any, List
 
 from alter.daemon.loop import EventLoop
 
@@ -121,3 +123,46 @@ def test_signal_dispatched_on_loop():
     run_until(loop, lambda: got)
     assert got == [signal.SIGUSR1]
     loop.close()
+
+
+class Tripwire(deque):  # type: ignore[type-arg]
+    """A ready queue that raises SIGUSR1 at its Nth append or clear: the handler then runs right there,
+    as a real signal may between any two bytecodes of the loop thread."""
+
+    def __init__(self, fire_at: int) -> None:
+        super().__init__()
+        self.ops, self.fire_at, self.fired = 0, fire_at, False
+
+    def _op(self) -> None:
+        self.ops += 1
+        if self.ops == self.fire_at:
+            self.fired = True
+            signal.raise_signal(signal.SIGUSR1)
+
+    def append(self, item: Any) -> None:
+        self._op()
+        super().append(item)
+
+    def clear(self) -> None:
+        self._op()
+        super().clear()
+
+
+def test_no_signal_is_lost_whenever_it_lands_on_the_ready_queue() -> None:
+    """A signal whose dispatch is queued while run_once() takes its ready batch must still be dispatched
+    (a lost SIGCHLD left `apm stop` waiting forever for an exit the daemon never saw)."""
+    for fire_at in range(1, 6):
+        loop = EventLoop()
+        seen: List[int] = []
+        loop.add_signal_handler(signal.SIGUSR1, seen.append)
+        ready = Tripwire(fire_at)
+        loop._ready = ready
+        try:
+            loop.call_soon(lambda: None)
+            loop.call_soon(lambda: None)
+            for _ in range(4):
+                loop.run_once(max_timeout=0.0)
+        finally:
+            loop.close()
+        expected = [signal.SIGUSR1] if ready.fired else []
+        assert seen == expected, f"the signal raised at queue operation {fire_at} was dispatched {seen}"
