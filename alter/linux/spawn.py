@@ -85,6 +85,7 @@ _RESET_SIGNALS = tuple(
     if hasattr(signal, name)
 )
 MAX_ENV_FILE = 1024 * 1024
+REAP_SWEEP = 5.0  # seconds between the reaper's safety-net waitpid() calls
 
 
 def child_setup(
@@ -179,6 +180,14 @@ class LinuxOps:
         loop.add_signal_handler(signal.SIGCHLD, lambda signum: self.reap())
         loop.call_soon(self.reap)
         self._loop = loop
+
+        # A safety net: were a SIGCHLD ever missed, an exit would otherwise go unseen for good (a stop
+        # waiting forever).  One waitpid() every few seconds costs nothing.
+        def sweep() -> None:
+            self.reap()
+            loop.call_later(REAP_SWEEP, sweep)
+
+        loop.call_later(REAP_SWEEP, sweep)
 
     def _scan(self, marker: str, pgid: Optional[int]) -> Set[int]:
         """proctree.scan() answered from one /proc snapshot per loop iteration.

@@ -131,3 +131,24 @@ def test_env_is_clean(eng: RealHarness) -> None:
     assert lines["APM_INSTANCE"] == f"{eng.daemon_id}:env#1"
     assert "PYTEST_CURRENT_TEST" not in lines  # ... the children do not
     assert lines == eng.sup.environment("env")
+
+
+def test_an_exit_whose_sigchld_went_missing_is_still_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reaper's safety net: with no SIGCHLD dispatched at all, a stopped instance is still reaped
+    (by the periodic waitpid) and the stop completes instead of waiting forever."""
+    from alter.linux import spawn
+
+    monkeypatch.setattr(spawn, "REAP_SWEEP", 0.3)
+    harness = RealHarness("itest-" + uuid.uuid4().hex[:8])
+    try:
+        harness.sup.add({"name": "s", "exec": "sleep", "params": ["100"]})
+        harness.run_until(lambda: harness.running("s"), what="running")
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # from here on no SIGCHLD reaches the loop
+        done: list = []
+        harness.sup.stop("s", lambda: done.append(1))
+        harness.run_until(lambda: done, timeout=5, what="the stop to complete without a SIGCHLD")
+        assert harness.status("s")["status"] == "stopped"
+    finally:
+        harness.loop.add_signal_handler(signal.SIGCHLD, lambda signum: harness.ops.reap())
+        harness.close()
+    assert not harness.marked_pids()
