@@ -15,7 +15,7 @@ Spawning (subprocess.Popen, from the loop thread only):
     to join a root-owned cgroup.
 
 Reaping: SIGCHLD -> `reap()` -> `os.waitpid(-1, WNOHANG)` until nothing is
-left.  A known pid's status goes to its instance (and its Popen object gets the
+left, and the same every REAP_SWEEP seconds as a safety net.  A known pid's status goes to its instance (and its Popen object gets the
 returncode, so subprocess's own cleanup never waits for it); any other pid is an
 orphan that was reparented to the daemon (it is a child subreaper) and is
 reported to `on_orphan` callbacks.  Daemon code must not wait for its own
