@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
 import threading
+from typing import Iterator
 
 import pytest
 
 from alter.proxy.reactor import IN, Reactor
 from alter.proxy.testing import FakeFds, FakeReactor
 from alter.proxy.tunnel import CHUNK, HAVE_SPLICE, IDLE_STEP, Tunnel
+
+
+@contextlib.contextmanager
+def running(reactor: Reactor, *socks: socket.socket) -> Iterator[None]:
+    """Run the reactor on a thread for the block; then stop it and close it and the test's sockets."""
+    thread = threading.Thread(target=reactor.run)
+    thread.start()
+    try:
+        yield
+    finally:
+        reactor.stop()
+        thread.join(5)
+        for s in socks:
+            s.close()
+        reactor.close()
 
 
 @pytest.mark.parametrize("splice", [False, True, None] if HAVE_SPLICE else [False, None])
@@ -25,9 +42,7 @@ def test_tunnel_relays_both_ways_with_backpressure(splice) -> None:
     tunnel = Tunnel(
         reactor, a_in, b_in, to_a=b"hello-a", to_b=b"hello-b", on_close=lambda t: closed.set(), use_splice=splice
     )
-    thread = threading.Thread(target=reactor.run)
-    thread.start()
-    try:
+    with running(reactor, a_out, b_out):
         assert a_out.recv(7) == b"hello-a"
         assert b_out.recv(7) == b"hello-b"
         payload = os.urandom(4 * 1024 * 1024)
@@ -56,12 +71,6 @@ def test_tunnel_relays_both_ways_with_backpressure(splice) -> None:
         b_out.close()
         assert a_out.recv(10) == b""
         assert closed.wait(5)
-    finally:
-        reactor.stop()
-        thread.join(5)
-        for s in (a_out, b_out):
-            s.close()
-        reactor.close()
 
 
 def test_small_messages_are_copied_in_order_without_a_pipe() -> None:
@@ -72,9 +81,7 @@ def test_small_messages_are_copied_in_order_without_a_pipe() -> None:
     for s in (a_in, b_in):
         s.setblocking(False)
     tunnel = Tunnel(reactor, a_in, b_in)
-    thread = threading.Thread(target=reactor.run)
-    thread.start()
-    try:
+    with running(reactor, a_out, b_out):
         for i in range(200):
             msg = b"GET /%d HTTP/1.1\r\n\r\n" % i
             a_out.sendall(msg)
@@ -82,12 +89,6 @@ def test_small_messages_are_copied_in_order_without_a_pipe() -> None:
             b_out.sendall(b"reply %d" % i)
             assert a_out.recv(1000) == b"reply %d" % i
         assert tunnel.ab.pipe_w < 0 and tunnel.ba.pipe_w < 0
-    finally:
-        reactor.stop()
-        thread.join(5)
-        for s in (a_out, b_out):
-            s.close()
-        reactor.close()
 
 
 def test_an_eof_queued_behind_the_bytes_is_seen() -> None:
@@ -105,9 +106,7 @@ def test_an_eof_queued_behind_the_bytes_is_seen() -> None:
         s.setblocking(False)
     tunnel = Tunnel(reactor, a, b)
     assert reactor.masks[a.fileno()] & select.EPOLLET, "a copying half is edge-triggered"
-    thread = threading.Thread(target=reactor.run)
-    thread.start()
-    try:
+    with running(reactor, client, upstream, listen, up_listen):
         upstream.settimeout(5)
         assert upstream.recv(100) == b"hello"
         assert upstream.recv(100) == b""  # the half-close arrived too
@@ -116,12 +115,6 @@ def test_an_eof_queued_behind_the_bytes_is_seen() -> None:
         client.settimeout(5)
         assert client.recv(100) == b"bye"
         assert client.recv(100) == b""
-    finally:
-        reactor.stop()
-        thread.join(5)
-        for s in (client, upstream, listen, up_listen):
-            s.close()
-        reactor.close()
     assert tunnel.closed
 
 
