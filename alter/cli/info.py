@@ -216,6 +216,11 @@ def proxy_lines(proxy: Dict[str, Any], style: Style, shown: int = 5) -> List[str
     codes = ", ".join(f"{code}: {n}" for code, n in (proxy.get("status") or {}).items())
     lines = [style("Proxy", "bold")]
     lines.append(fact("listeners", ", ".join(proxy.get("listeners_configured") or []) or "-"))
+    for listener, steer in sorted((proxy.get("steering") or {}).items()):
+        if isinstance(steer, dict):
+            how = (f"kernel steering to {steer.get('instances', 0)} instance(s)" if steer.get("kernel")
+                   else f"proxy processes ({steer.get('why_not') or 'no kernel steering'})")  # fmt: skip
+            lines.append(fact("tcp", f"{listener}: {how}"))
     lines.append(
         fact(
             "traffic",
@@ -233,6 +238,8 @@ def proxy_lines(proxy: Dict[str, Any], style: Style, shown: int = 5) -> List[str
             f"#{int(u.get('index', 0)) + 1} {u.get('host')}:{u.get('port')} {u.get('state', '?')}, "
             f"requests {u.get('requests', 0)}, in flight {u.get('inflight', 0)}, failures {u.get('failures', 0)}"
         )
+        if "steered" in u:
+            text += f", steered connections {u.get('steered', 0)}"
         lines.append(fact("upstreams" if n == 0 else "", text))
     vg = proxy.get("vanguard")
     if isinstance(vg, dict):

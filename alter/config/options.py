@@ -462,6 +462,15 @@ WORKER_OPTIONS_LIST: List[Option] = [
         minimum=0,
     ),
     _o(
+        "tcp_steering",
+        B,
+        True,
+        "Proxy / HTTP",
+        "tcp:// servers: let the kernel hand each new connection straight to an instance (BPF sk_lookup) "
+        "when the server needs nothing from the proxy (no TLS, no vanguard, no max_conns). "
+        "Off: every connection is relayed by the proxy processes.",
+    ),
+    _o(
         "trace_header",
         S,
         None,

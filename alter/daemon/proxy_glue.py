@@ -224,9 +224,9 @@ class ProxyGlue(SupervisorHooks):
             if inst.port is None:
                 continue
             if inst.state is InstanceState.RUNNING:
-                upstreams.append(Upstream(inst.index, HOST, inst.port, "accepting"))
+                upstreams.append(Upstream(inst.index, HOST, inst.port, "accepting", pid=inst.pid or 0))
             elif inst.state is InstanceState.STOPPING:
-                upstreams.append(Upstream(inst.index, HOST, inst.port, "draining"))
+                upstreams.append(Upstream(inst.index, HOST, inst.port, "draining", pid=inst.pid or 0))
         self.manager.set_upstreams(name, upstreams)
 
     # ------------------------------------------------------------------ rolling restart, drain

@@ -21,6 +21,7 @@ from alter.proxy.probes import Prober
 from alter.proxy.procs import ProcHandle, ProcPool
 from alter.proxy.reuseport import attach_ip_hash, bind_group, detach
 from alter.proxy.stats import merge_stats, summary_line
+from alter.proxy.steer import Steering, connections, established
 from alter.proxy.tls import make_context
 from alter.proxy.vanguard import Rules
 
@@ -28,6 +29,7 @@ log = logging.getLogger("apm.proxy")
 
 LogFn = Callable[[str, str, str], None]  # (worker, level, message)
 _WILDCARDS = ("0.0.0.0", "::", "")
+DRAIN_POLL = 0.25  # seconds between looks at a draining instance's steered connections
 
 
 class _Group:
@@ -38,10 +40,19 @@ class _Group:
         self.socks = socks
         self.slot = -1
         self.hashed = False
+        self.steer: Optional[Steering] = None  # tcp:// with kernel steering on (alter/proxy/steer.py)
+        self.steer_off = ""  # why a tcp:// listener is not steered
 
     def close(self) -> None:
+        self.unsteer("")
         for s in self.socks:
             s.close()
+
+    def unsteer(self, why: str) -> None:
+        if self.steer is not None:
+            self.steer.close()
+            self.steer = None
+        self.steer_off = why
 
 
 class _Worker:
@@ -74,6 +85,7 @@ class ProxyManager:
         self._free_slots = list(range(1023, -1, -1))
         self._stats_waiters: List[Tuple[Set[int], Callable[[], Any]]] = []
         self.started = False
+        self.steer_broken = ""  # set once the kernel refused steering: tcp:// stays on the proxy path
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -157,7 +169,64 @@ class ProxyManager:
             if group.slot >= 0:
                 self._free_slots.append(group.slot)
             group.close()
+        self._steer_config(entry, opts)
         self._summary(entry)
+
+    # ------------------------------------------------------------------ kernel steering (tcp://)
+
+    def _steer_refusal(self, entry: _Worker, spec: ListenerSpec, opts: Dict[str, Any]) -> str:
+        """Why this tcp:// listener needs every connection to pass through a proxy process ("" = it does not)."""
+        if spec.secure:
+            return "TLS is terminated by the proxy"
+        if entry.vanguard:
+            return "vanguard checks every connection"
+        if opts["max_conns"]:
+            return "max_conns counts every connection"
+        if opts["tunnel_idle"]:
+            return "idle connections are closed by the proxy"
+        if not opts["tcp_steering"]:
+            return "tcp_steering is off"
+        return self.steer_broken
+
+    def _steer_config(self, entry: _Worker, opts: Dict[str, Any]) -> None:
+        for group in entry.groups.values():
+            if group.spec.scheme != "tcp":
+                continue
+            why = self._steer_refusal(entry, group.spec, opts)
+            if why:
+                group.unsteer(why)
+                continue
+            if group.steer is None:
+                try:
+                    group.steer = Steering(group.spec.host, group.spec.port)
+                    group.steer_off = ""
+                except OSError as exc:
+                    self.steer_broken = f"the kernel refused it: {exc.strerror or exc}"
+                    group.steer_off = self.steer_broken
+                    self.log_fn(entry.name, "info", f"proxy: no kernel steering for {group.spec.id} "
+                                f"({self.steer_broken}); its connections go through the proxy processes")  # fmt: skip
+        self._steer(entry)
+
+    def _steer(self, entry: _Worker) -> None:
+        """Point the steered listeners at the instances that take new work, in index order."""
+        groups = [g for g in entry.groups.values() if g.steer is not None]
+        if not groups:
+            return
+        targets = [
+            (key, u.pid, u.port)
+            for key, u in sorted(entry.desired.items(), key=lambda kv: (kv[1].index, kv[1].port))
+            if key in entry.live and key not in entry.draining and u.state == UpstreamState.ACCEPTING.value
+        ]
+        for group in groups:
+            try:
+                group.steer.assign(targets)  # type: ignore[union-attr]
+            except OSError as exc:
+                why = f"the kernel refused a map update: {exc.strerror or exc}"
+                group.unsteer(why)
+                self.log_fn(entry.name, "warning", f"proxy: kernel steering for {group.spec.id} stopped ({why})")
+
+    def _steered_ports(self, entry: _Worker) -> List[int]:
+        return [g.spec.port for g in entry.groups.values() if g.steer is not None]
 
     def _check_spec(self, worker: str, spec: ListenerSpec) -> None:
         if spec.scheme not in ("http", "https", "ws", "wss", "tcp"):
@@ -233,6 +302,7 @@ class ProxyManager:
             elif u.state != UpstreamState.ACCEPTING.value:
                 self._stop_probe(entry, key)
         self._push_upstreams(entry)
+        self._steer(entry)
         self._check_drains(entry)
 
     def when_ready(self, worker: str, port: int, callback: Callable[[bool], Any], timeout: float = 30.0,
@@ -278,6 +348,7 @@ class ProxyManager:
             return
         entry.live.add(key)
         self._push_upstreams(entry)
+        self._steer(entry)
         self._fire_waiters(entry, key, True)
 
     def _targets(self, entry: _Worker) -> List[Dict[str, Any]]:
@@ -327,15 +398,28 @@ class ProxyManager:
         req = DrainRequest(worker, live, on_drained, now, now + wait, hard)
         entry.drains.append(req)
         self._push_upstreams(entry)
+        self._steer(entry)
         if wait > 0:
             self.loop.call_later(wait, self._check_drains, entry)
+            if self._steered_ports(entry):
+                # Steered connections live in the instance itself: no proxy process reports them.
+                self.loop.call_later(DRAIN_POLL, self._poll_drain, entry, req)
         self.loop.call_later(hard - now, self._expire_drain, entry, req)
+
+    def _poll_drain(self, entry: _Worker, req: DrainRequest) -> None:
+        if req.done or self.workers.get(entry.name) is not entry:
+            return
+        self._check_drains(entry)
+        if not req.done and self.loop.time() < req.tunnel_deadline:
+            self.loop.call_later(DRAIN_POLL, self._poll_drain, entry, req)
 
     def _check_drains(self, entry: _Worker) -> None:
         if not entry.drains:
             return
         now = self.loop.time()
         ready = [h for h in self.pool.procs if h.ready]
+        ports = self._steered_ports(entry)
+        steered = established(ports) if ports else set()
         for req in entry.drains:
             if req.done:
                 continue
@@ -348,6 +432,8 @@ class ProxyManager:
                     inflight, tunnels = reports.get(h.index, (1, 0))
                     if inflight > 0 or (tunnels > 0 and now < req.tunnel_deadline):
                         ok = False
+                if ok and now < req.tunnel_deadline and connections(entry.desired[key].pid, steered):
+                    ok = False
             if ok:
                 req.done = True
                 self.loop.call_soon(req.callback, True)
@@ -435,7 +521,17 @@ class ProxyManager:
                     "draining" if key in entry.draining or u.state == UpstreamState.DRAINING.value
                     else "live" if key in entry.live else "probing"
                 )  # fmt: skip
+            ports = self._steered_ports(entry)
+            if ports:
+                inodes = established(ports)
+                for key, u in entry.desired.items():
+                    out["upstreams"][key]["steered"] = connections(u.pid, inodes)
             out["listeners_configured"] = [g.spec.id for g in entry.groups.values()]
+            out["steering"] = {
+                g.spec.id: {"kernel": g.steer is not None, "instances": len(g.steer.steered) if g.steer else 0,
+                            "why_not": g.steer_off}
+                for g in entry.groups.values() if g.spec.scheme == "tcp"
+            }  # fmt: skip
         return out
 
     def request_stats(self, callback: Callable[[], Any]) -> None:

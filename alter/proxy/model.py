@@ -25,6 +25,7 @@ OPTION_DEFAULTS: Dict[str, Any] = {
     "max_conns": 0,
     "trace_header": None,
     "drain_timeout": 0,
+    "tcp_steering": True,
     # internal
     "header_timeout": 10_000,  # whole request head must arrive within this (slowloris)
     "body_timeout": 60_000,  # max silence while a body streams either way
@@ -66,6 +67,7 @@ class Upstream:
     port: int
     state: str = UpstreamState.ACCEPTING.value
     kind: str = "port"  # "port" today; "connector" (IPC sessions) later
+    pid: int = 0  # the instance's main process (kernel steering finds its listening socket there)
 
     @property
     def key(self) -> str:

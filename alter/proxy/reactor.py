@@ -27,6 +27,10 @@ OUT = select.EPOLLOUT
 ERR = select.EPOLLERR | select.EPOLLHUP | getattr(select, "EPOLLRDHUP", 0)
 
 Handler = Callable[[int], None]
+# Events per epoll_wait: select.epoll allocates the event array on every poll(), and up to 32
+# events (12 or 16 bytes each) come from Python's small-object allocator instead of malloc.
+# More ready fds than that are simply returned by the next poll.
+MAX_EVENTS = 32
 
 
 class Reactor:
@@ -110,7 +114,7 @@ class Reactor:
             else:
                 timeout = 1.0
             try:
-                events = poll(timeout, 1024)
+                events = poll(timeout, MAX_EVENTS)
             except InterruptedError:
                 events = []
             self.now = clock()

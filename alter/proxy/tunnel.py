@@ -9,8 +9,9 @@ socket buffers plus that one chunk.
 Copy strategy (plain sockets, `use_splice=None`): a message is read and
 written on at once (os.read + os.write: for the small messages of
 request/response traffic this is the cheapest path, kernel side included),
-with the socket edge-triggered in epoll.  The first read that fills the whole buffer marks a bulk
-stream: from then on that half moves its bytes socket -> pipe -> socket with
+with the socket edge-triggered in epoll.  Reads are SMALL (a cheap allocation) until a message
+fills one; from then on that half reads whole chunks.  The first read that fills a whole chunk
+marks a bulk stream: from then on that half moves its bytes socket -> pipe -> socket with
 `os.splice` (Python 3.10+) and they never become Python objects.  TLS on
 either side: recv/send.  Half-close is forwarded (EOF from one side becomes
 shutdown(SHUT_WR) on the other) except onto a TLS socket, which is closed
@@ -28,6 +29,10 @@ from typing import Any, Callable, Optional
 from alter.proxy.reactor import IN, OUT, Reactor
 
 CHUNK = 65536
+# The fast path's first read size: a bytes object of up to 512 bytes (33 of them header) comes
+# from Python's small-object allocator, a 64 KiB read costs a malloc + realloc + free in libc
+# (about 700 instructions a message).  A read that fills it switches the half to CHUNK for good.
+SMALL = 512 - 33
 HAVE_SPLICE = hasattr(os, "splice")
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _splice: Any = getattr(os, "splice", None)
@@ -66,6 +71,7 @@ class Half:
         "quick",
         "rdhup",
         "busy",
+        "size",
     )
 
     def __init__(
@@ -76,6 +82,7 @@ class Half:
         self.quick = False  # may take on_event's fast path: a plain tunnel, copying (not splicing), before EOF
         self.busy = False  # the fast path moved bytes since the tunnel last looked (idle timeout)
         self.rdhup = False  # the peer's EOF is queued: read on past a short read until recv says so
+        self.size = SMALL  # the fast path's read size: SMALL until a message fills it, then CHUNK
         self.src = src
         self.dst = dst
         self.src_fd = src.fileno()
@@ -105,15 +112,16 @@ class Half:
         TLS, initial bytes still queued) goes through Tunnel.event.
         """
         if ev == IN and self.quick and not self.pending:
+            size = self.size
             try:
-                data = _read(self.src_fd, CHUNK)
+                data = _read(self.src_fd, size)
             except BlockingIOError:
                 return
             except OSError:
                 self.tunnel.close()
                 return
             n = len(data)
-            if 0 < n < CHUNK:
+            if 0 < n < size:
                 try:
                     sent = _write(self.dst_fd, data)
                 except BlockingIOError:
@@ -130,9 +138,11 @@ class Half:
                 self.quick = False
             else:
                 self.pending = data
-                if self.can_splice:
+                if size < CHUNK:
+                    self.size = CHUNK  # messages bigger than SMALL: whole chunks from now on
+                elif self.can_splice:
                     self.start_splice()  # a full chunk: a bulk stream, let the kernel move it
-            self.tunnel.after_read(self, n)
+            self.tunnel.after_read(self, n == size)
             return
         self.tunnel.event(ev, self)
 
@@ -355,13 +365,13 @@ class Tunnel:
             reader.eof = True
         else:
             reader.inpipe = n
-        self.after_read(reader, n)
+        self.after_read(reader, n == CHUNK)
 
-    def after_read(self, reader: Half, n: int) -> None:
-        """Finish a fast-path read that left bytes waiting, hit EOF or filled a whole chunk."""
+    def after_read(self, reader: Half, full: bool) -> None:
+        """Finish a fast-path read that left bytes waiting, hit EOF or filled its buffer."""
         ok = reader.flush()
-        if ok and n == CHUNK and not reader.blocked:
-            ok = reader.pump()  # a full chunk: more may be waiting
+        if ok and full and not reader.blocked:
+            ok = reader.pump()  # the read filled its buffer: more may be waiting
         if not ok:
             self.close()
             return

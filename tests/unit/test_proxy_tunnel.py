@@ -13,7 +13,7 @@ import pytest
 
 from alter.proxy.reactor import IN, Reactor
 from alter.proxy.testing import FakeFds, FakeReactor
-from alter.proxy.tunnel import CHUNK, HAVE_SPLICE, IDLE_STEP, Tunnel
+from alter.proxy.tunnel import CHUNK, HAVE_SPLICE, IDLE_STEP, SMALL, Tunnel
 
 
 @contextlib.contextmanager
@@ -149,7 +149,59 @@ def test_an_edge_triggered_half_comes_back_for_what_one_batch_left() -> None:
     assert reactor.masks[20] & select.EPOLLET
     with FakeFds(src, dst):
         tunnel.ab.on_event(IN)
-    assert dst.got == 40 * CHUNK and src.chunks == 0
+    assert dst.got == SMALL + 39 * CHUNK and src.chunks == 0  # the first read was SMALL, then whole chunks
+
+
+class StreamSock:
+    """A source holding a byte stream (recv hands out what was asked, then EAGAIN) that records
+    the sizes asked for; as a sink it keeps what it is sent."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.inbox, self.asked, self.out = fd, bytearray(), [], bytearray()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def recv(self, n: int) -> bytes:
+        self.asked.append(n)
+        if not self.inbox:
+            raise BlockingIOError
+        data = bytes(self.inbox[:n])
+        del self.inbox[:n]
+        return data
+
+    def send(self, data: bytes) -> int:
+        self.out += data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_small_messages_are_read_small_and_a_bigger_one_switches_the_half_to_whole_chunks() -> None:
+    reactor = FakeReactor()
+    src, dst = StreamSock(20), StreamSock(21)
+    tunnel = Tunnel(reactor, src, dst, use_splice=False)  # type: ignore[arg-type]
+    sent = bytearray()
+    with FakeFds(src, dst):
+        for i in range(3):
+            message = b"ping %d" % i
+            src.inbox += message
+            sent += message
+            tunnel.ab.on_event(IN)
+        assert src.asked == [SMALL, SMALL, SMALL] and tunnel.ab.size == SMALL
+        big = bytes(range(256)) * 8  # 2 KiB: fills the SMALL read, the rest follows in one chunk read
+        src.inbox += big
+        sent += big
+        tunnel.ab.on_event(IN)
+        assert tunnel.ab.size == CHUNK and src.asked[3:5] == [SMALL, CHUNK]
+        src.inbox += b"pong"
+        sent += b"pong"
+        tunnel.ab.on_event(IN)
+    assert src.asked[-1] == CHUNK  # switched for good
+    assert bytes(dst.out) == bytes(sent)  # every byte, in order
+    assert tunnel.ab.size == CHUNK and tunnel.ba.size == SMALL  # per direction
+    assert not tunnel.closed
 
 
 def test_the_idle_timeout_sees_fast_path_traffic() -> None:
