@@ -83,6 +83,7 @@ class FastPath:
     req_done: bool
     replay: Optional[bytes]
     tries: int
+    rsize: int
     replaying: bool
     sent_client: bool
     fwd_tail: bytes
@@ -104,15 +105,19 @@ class FastPath:
         if ev != IN or self.state != HEAD or self.cbuf or self.cout or not self.reading:
             self.event(ev)
             return
+        size = self.rsize
         try:
-            data = self.sock.recv(RECV)
+            data = self.sock.recv(size)
         except _WOULD_BLOCK:
             return
         except (OSError, ValueError):
             self.abort()
             return
         stop = len(data)
-        m = _MATCH(data) if stop <= MAX_LINE else None  # the whole read is one head, nothing after it
+        full = stop == size < RECV
+        if full:
+            self.rsize = RECV  # requests bigger than SMALL_READ: whole reads from now on (the rest: general path)
+        m = _MATCH(data) if stop <= MAX_LINE and not full else None  # the whole read is one head, nothing after it
         if m is None or (stop > _MANY and data.count(b"\r\n") > _MAX_CRLF):
             # on_readable's HEAD state with nothing buffered, for anything else (or EOF)
             if not data:
@@ -205,12 +210,17 @@ class FastPath:
         up = self.up
         if up is None:
             return
+        want = up.rsize
         try:
-            data = up.sock.recv(RECV)
+            data = up.sock.recv(want)
         except BlockingIOError:
             return
         except OSError:
             self.up_failed(up, True)
+            return
+        if len(data) == want < RECV:
+            up.rsize = RECV  # responses bigger than SMALL_READ: whole reads from now on
+            self.up_data(data)  # the general path reads the rest
             return
         end = data.find(b"\r\n\r\n")
         site = self.site

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from alter.proxy import forward, guard, http1
 from alter.proxy.fast import FastPath
 from alter.proxy.http1 import ChunkedScanner, ChunkError, HttpError
-from alter.proxy.reactor import IN, OUT
+from alter.proxy.reactor import IN, OUT, SMALL_READ
 from alter.proxy.relay import MAX_TRIES, R_DONE, R_HEAD, Relay
 from alter.proxy.upstream import FAIL_HOLD, PEEK_AFTER, UpstreamConn
 from alter.proxy.vanguard import client_ip
@@ -67,6 +67,7 @@ class HttpConn(FastPath, Relay):
         self.rleft = self.left = self.tries = self.blocked = self.lingered = 0
         self.rclose = self.sent_client = self.defer_allow = self.after_flush = self.replaying = False
         self.ka = self.req_done = self.reading = True
+        self.rsize = SMALL_READ  # the fast path's read size: SMALL_READ until a request fills it, then RECV
         self.state = HS if self.tls else HEAD
         self.deadline = reactor.now + self.site.header_timeout
         self.mask = IN

@@ -43,7 +43,7 @@ class Relay:
         "proc", "reactor", "site", "lst", "sock", "fd", "tls", "peer", "peer_b", "state", "mask", "reading", "cbuf",
         "cout", "deadline", "req", "client", "up", "rstate", "rbuf", "resp", "rleft", "rscan", "rclose", "ka",
         "left", "scanner", "req_done", "replay", "tries", "sent_client", "blocked", "defer_allow", "after_flush",
-        "fwd_plain", "fwd_tail", "lingered", "replaying",
+        "fwd_plain", "fwd_tail", "lingered", "replaying", "rsize",
     )  # fmt: skip
 
     # Provided by HttpConn (declared for the type checker).
@@ -77,6 +77,7 @@ class Relay:
     sent_client: bool
     cbuf: bytes
     cout: bytes
+    rsize: int
     reading: bool
     deadline: float
 

@@ -26,13 +26,10 @@ import socket
 import ssl
 from typing import Any, Callable, Optional
 
-from alter.proxy.reactor import IN, OUT, Reactor
+from alter.proxy.reactor import IN, OUT, SMALL_READ, Reactor
 
 CHUNK = 65536
-# The fast path's first read size: a bytes object of up to 512 bytes (33 of them header) comes
-# from Python's small-object allocator, a 64 KiB read costs a malloc + realloc + free in libc
-# (about 700 instructions a message).  A read that fills it switches the half to CHUNK for good.
-SMALL = 512 - 33
+SMALL = SMALL_READ  # the fast path's read size until a message fills it (then CHUNK, for good)
 HAVE_SPLICE = hasattr(os, "splice")
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _splice: Any = getattr(os, "splice", None)

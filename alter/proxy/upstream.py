@@ -20,7 +20,7 @@ import errno
 import socket
 from typing import Any, Dict, List, Optional
 
-from alter.proxy.reactor import IN, OUT, Reactor
+from alter.proxy.reactor import IN, OUT, SMALL_READ, Reactor
 
 FAIL_HOLD = 1.0
 PEEK_AFTER = 0.5
@@ -177,6 +177,7 @@ class UpstreamConn:
         "reused",
         "mask",
         "closed",
+        "rsize",
     )
 
     def __init__(self, reactor: Reactor, target: Target) -> None:
@@ -187,6 +188,7 @@ class UpstreamConn:
         self.reused = False
         self.idle_since = 0.0
         self.closed = False
+        self.rsize = SMALL_READ  # fast.py's response read size: SMALL_READ until a response fills it
         sock = socket.socket(target.family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)

@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 
 from alter.proxy import tunnel as tunnel_mod  # noqa: E402
 from alter.proxy.httpconn import HttpConn  # noqa: E402
-from alter.proxy.reactor import IN  # noqa: E402
+from alter.proxy.reactor import IN, SMALL_READ  # noqa: E402
 from alter.proxy.site import Site  # noqa: E402
 from alter.proxy.testing import FakeFds, FakeListener, FakeProc, FakeReactor  # noqa: E402
 from alter.proxy.upstream import UpstreamConn  # noqa: E402
@@ -73,6 +73,7 @@ def http_exchange(n: int, options: Dict[str, Any]) -> float:
         up = UpstreamConn.__new__(UpstreamConn)
         up.reactor, up.target, up.owner, up.out, up.reused, up.idle_since = proc.reactor, target, None, b"", False, 0.0
         up.closed = up.connecting = False
+        up.rsize = SMALL_READ
         up.sock = FakeSock(100 + i)
         up.fd, up.mask = 100 + i, IN
         proc.reactor.add(up.fd, IN, up.on_event)

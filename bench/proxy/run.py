@@ -11,7 +11,10 @@ ports come from `apm info --json`, and every case but PM2 reaches THOSE two proc
   apm http    wrk -> the daemon's proxy processes (one per CPU) -> both instances, round-robin per request
   nginx http  wrk -> nginx (2 workers, round-robin, upstream keepalive 64) -> both instances
   pm2         wrk -> PM2 cluster mode, 2 instances of the same script (node's cluster module shares the port)
-  apm tcp     wrk -> apm's tcp:// listener -> both instances (per connection)
+  apm tcp     wrk -> apm's tcp:// listener: kernel steering (BPF sk_lookup, tcp_steering on, the default) hands
+              each new connection to one of the instances, round-robin; no proxy process touches the bytes
+  apm tcp relayed    the same listener after `apm reload` with tcp_steering off: the proxy processes relay
+              every byte (os.read/os.write, edge-triggered epoll), the path TLS/Vanguard/max_conns servers take
   nginx tcp   wrk -> nginx stream module -> both instances
 then: proxy RSS per 1,000 idle keep-alive connections (apm and nginx), and wrk against apm while
 `apm restart hello` (a rolling restart through the CLI: start new, wait until it accepts, drain old, stop
@@ -61,6 +64,7 @@ from common import (  # noqa: E402
 )
 
 HELLO = os.path.join(HERE, "hello.js")
+RELAYED = "apm tcp relayed (tcp_steering off)"  # the same listener with every byte through the proxy processes
 NGINX_CONF = """
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 2;
@@ -190,6 +194,7 @@ worker hello {{
     server    http://127.0.0.1:{http}, tcp://127.0.0.1:{tcp};
     rolling   true;
     rolling_delay 200;
+    tcp_steering {steer};
 }}
 """
 
@@ -202,6 +207,9 @@ class Bench:
         self.nginx_pid: Optional[int] = None
         self.pm2: Optional[List[str]] = None
         self.pm2_env: Dict[str, str] = {}
+        self.conf = os.path.join(self.tmp, "apm.conf")
+        self.ports: Dict[str, int] = {}
+        self.steer = True
 
     def info(self) -> Dict[str, Any]:
         assert self.apm is not None
@@ -227,10 +235,9 @@ class Bench:
         apm.cli("daemon", "--detach", timeout=60)
         with open(os.path.join(apm.home, "state", "apm.pid")) as f:
             apm.pid = int(f.read().strip())
-        conf = os.path.join(self.tmp, "apm.conf")
-        with open(conf, "w") as f:
-            f.write(APM_CONF.format(hello=HELLO, http=ports["apm_http"], tcp=ports["apm_tcp"]))
-        apm.cli("load", conf)
+        self.ports = ports
+        self.write_conf(True)
+        apm.cli("load", self.conf)
         p1, p2 = wait_until(self.upstream_ports, 30, 0.1, "both hello instances admitted by the proxy")
         ports["p1"], ports["p2"] = p1, p2
         wait_port(ports["apm_http"])
@@ -259,6 +266,23 @@ class Bench:
             self.pm2 = None
             ports.pop("pm2", None)
         return ports
+
+    def write_conf(self, steer: bool) -> None:
+        with open(self.conf, "w") as f:
+            f.write(APM_CONF.format(hello=HELLO, http=self.ports["apm_http"], tcp=self.ports["apm_tcp"],
+                                    steer="on" if steer else "off"))  # fmt: skip
+
+    def steering(self, on: bool) -> None:
+        """tcp_steering on/off for the tcp:// server, applied live by `apm reload` (same two instances)."""
+        if on == self.steer:
+            return
+        assert self.apm is not None
+        self.write_conf(on)
+        self.apm.cli("reload", self.conf)
+        want = 2 if on else 0
+        wait_until(lambda: all(s.get("instances") == want for s in (self.info().get("proxy") or {})
+                               .get("steering", {}).values()), 15, 0.1, f"tcp steering {'on' if on else 'off'}")  # fmt: skip
+        self.steer = on
 
     def close(self) -> None:
         if self.pm2:
@@ -329,6 +353,7 @@ def main() -> int:
             ("pm2 cluster (2)", "pm2", []),
             ("apm tcp", "apm_tcp", apm_pids),
             ("nginx tcp (stream)", "nginx_tcp", ngx_pids),
+            (RELAYED, "apm_tcp", apm_pids),
         ]
         results: Dict[str, List[Dict[str, Any]]] = {}
         for rnd in range(args.rounds):
@@ -337,6 +362,7 @@ def main() -> int:
             for name, key, pids in cases if rnd % 2 == 0 else cases[::-1]:
                 if key not in ports or (only and name not in only):
                     continue
+                bench.steering(name != RELAYED)
                 wrk(ports[key], 2.0, args.connections)  # warm-up: connections, pools, JIT
                 u0, s0 = cpu_ticks(pids)
                 r = wrk(ports[key], args.duration, args.connections)

@@ -17,7 +17,7 @@ import pytest
 
 from alter.proxy import http1
 from alter.proxy.httpconn import HttpConn
-from alter.proxy.reactor import IN
+from alter.proxy.reactor import IN, SMALL_READ
 from alter.proxy.relay import Relay
 from alter.proxy.site import Site
 from alter.proxy.testing import FakeListener, FakeProc
@@ -41,7 +41,11 @@ class FakeSock:
         if flags:  # MSG_PEEK on an idle pooled connection: still open
             raise BlockingIOError
         if self.inbox:
-            return self.inbox.pop(0)
+            data = self.inbox.pop(0)
+            if len(data) > n:  # like a socket: at most n bytes, the rest stays queued
+                self.inbox.insert(0, data[n:])
+                data = data[:n]
+            return data
         raise BlockingIOError
 
     def send(self, data: bytes) -> int:
@@ -94,6 +98,7 @@ def exchange(cls: type, reads: List[bytes], responses: List[bytes], options: Dic
             up = UpstreamConn.__new__(UpstreamConn)
             up.reactor, up.target, up.owner, up.out, up.reused = proc.reactor, target, None, b"", False
             up.closed = up.connecting = False
+            up.rsize = SMALL_READ
             up.fd = 100 + len(ups)
             up.sock = FakeSock(up.fd)  # type: ignore[assignment]
             up.mask = IN
@@ -105,16 +110,24 @@ def exchange(cls: type, reads: List[bytes], responses: List[bytes], options: Dic
     lst = FakeListener(site)
     conn = cls(proc, lst, client, (4, 0x7F000001), "127.0.0.1")
     handlers = proc.reactor.handlers
+
+    def deliver(sock: FakeSock, fd: int) -> None:
+        """IN events while bytes wait and each read takes some, as level-triggered epoll would."""
+        left = -1
+        while sock.inbox and len(b"".join(sock.inbox)) != left and fd in handlers:
+            left = len(b"".join(sock.inbox))
+            handlers[fd](IN)
+
     for _ in range(rounds):
         for data in reads:
             client.inbox.append(data)
-            handlers[10](IN)
+            deliver(client, 10)
         for data in responses:
             up = conn.up
             if up is None:
                 break
             up.sock.inbox.append(data)
-            handlers[up.fd](IN)
+            deliver(up.sock, up.fd)  # type: ignore[arg-type]
         proc.reactor.now += 0.01
     vg = site.vanguard
     return {
