@@ -70,7 +70,8 @@ class FakeListener:
 
 
 class FakeFds:
-    """Routes tunnel.py's os.read/os.write (its fast path calls them on fd numbers) to fake sockets:
+    """Routes tunnel.py's and fast.py's os.read/os.write (their fast paths call them on fd numbers)
+    to fake sockets:
 
     with FakeFds(a, b):
         tunnel.ab.on_event(IN)
@@ -86,14 +87,19 @@ class FakeFds:
     def write(self, fd: int, data: Any) -> int:
         return int(self.socks[fd].send(data))
 
+    def add(self, sock: Any) -> None:
+        self.socks[sock.fileno()] = sock
+
     def __enter__(self) -> FakeFds:
-        from alter.proxy import tunnel
+        from alter.proxy import fast, tunnel
 
         self.saved = (tunnel._read, tunnel._write)
         tunnel._read, tunnel._write = self.read, self.write
+        fast._read, fast._write = self.read, self.write
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        from alter.proxy import tunnel
+        from alter.proxy import fast, tunnel
 
         tunnel._read, tunnel._write = self.saved
+        fast._read, fast._write = self.saved

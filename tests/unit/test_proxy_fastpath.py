@@ -20,7 +20,7 @@ from alter.proxy.httpconn import HttpConn
 from alter.proxy.reactor import IN, SMALL_READ
 from alter.proxy.relay import Relay
 from alter.proxy.site import Site
-from alter.proxy.testing import FakeListener, FakeProc
+from alter.proxy.testing import FakeFds, FakeListener, FakeProc
 from alter.proxy.upstream import UpstreamConn
 from alter.proxy.vanguard import Rules, Vanguard
 
@@ -118,17 +118,18 @@ def exchange(cls: type, reads: List[bytes], responses: List[bytes], options: Dic
             left = len(b"".join(sock.inbox))
             handlers[fd](IN)
 
-    for _ in range(rounds):
-        for data in reads:
-            client.inbox.append(data)
-            deliver(client, 10)
-        for data in responses:
-            up = conn.up
-            if up is None:
-                break
-            up.sock.inbox.append(data)
-            deliver(up.sock, up.fd)  # type: ignore[arg-type]
-        proc.reactor.now += 0.01
+    with FakeFds(client, *[u.sock for u in ups]):  # the fast path reads and writes by fd
+        for _ in range(rounds):
+            for data in reads:
+                client.inbox.append(data)
+                deliver(client, 10)
+            for data in responses:
+                up = conn.up
+                if up is None:
+                    break
+                up.sock.inbox.append(data)
+                deliver(up.sock, up.fd)  # type: ignore[arg-type]
+            proc.reactor.now += 0.01
     vg = site.vanguard
     return {
         "client": client.out,
