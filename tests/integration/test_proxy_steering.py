@@ -260,3 +260,13 @@ def test_a_drain_waits_for_the_steered_connections_of_the_old_instance(apm: Any)
         if restart.poll() is None:
             restart.kill()
             restart.wait()
+
+
+def test_a_malformed_tcp_steering_value_is_refused_naming_it(apm: Any) -> None:
+    conf = os.path.join(apm.home, "bad.conf")
+    with open(conf, "w") as f:
+        f.write("worker t {\n    cmd python3 x.py;\n    server tcp://127.0.0.1:5000;\n    tcp_steering maybe;\n}\n")
+    r = apm("check", conf, check=False)
+    assert r.returncode == 2
+    assert "bad.conf:4:" in r.stderr + r.stdout and "tcp_steering" in r.stderr + r.stdout
+    assert "expected true or false, got 'maybe'" in r.stderr + r.stdout
