@@ -83,9 +83,12 @@ class Stream:
     """A long-running `apm ...` (log -f, events): its stdout lines arrive in a queue."""
 
     def __init__(self, apm: Apm, *args: str) -> None:
+        # Ctrl+C comes from a terminal, where SIGINT has its default action; a test run started in the
+        # background of a script inherits SIGINT ignored (POSIX shells do that), so restore it.
         self.proc = subprocess.Popen(
-            apm.cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=apm.env, cwd=apm.home
-        )
+            apm.cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=apm.env, cwd=apm.home,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
         self.lines: queue.Queue[Tuple[float, str]] = queue.Queue()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
