@@ -316,33 +316,14 @@ def _explain(exc: ConfigError, listeners: List[Any], sup: Any) -> ConfigError:
 
 def port_holder(port: int, sup: Any = None) -> Optional[str]:
     """`pid 1234 (python3 -m http.server)` or `worker api#1 (pid 1234)` for a listening TCP port, or None."""
-    inodes: Set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f"socket:[{fields[9]}]")
-        except (OSError, ValueError):
-            continue
+    from alter.linux.sockets import LISTEN, socket_fds, tcp_inodes
+
+    inodes = tcp_inodes(port, LISTEN)
     if not inodes:
         return None
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{entry}/fd/{fd}") not in inodes:
-                    continue
-            except OSError:
-                continue
-            return _describe_pid(int(entry), sup)
+    pids = (int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    for pid, _, _ in socket_fds(pids, inodes):
+        return _describe_pid(pid, sup)
     return None
 
 

@@ -38,10 +38,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from alter.linux import bpf
 from alter.linux.bpf import insn
+from alter.linux.sockets import ESTABLISHED, LISTEN, socket_fds, tcp_inodes
 
 MAX_SLOTS = 256  # instances one listener can steer to
 _TCP = 6
-_LISTEN, _ESTABLISHED = "0A", "01"
 
 # struct bpf_sk_lookup offsets
 _FAMILY, _PROTOCOL, _LOCAL_IP4, _LOCAL_IP6, _LOCAL_PORT = 8, 12, 40, 44, 60
@@ -139,23 +139,6 @@ def program(host: str, port: int, meta_fd: int, socks_fd: int) -> bytes:
 # ---------------------------------------------------------------------- /proc
 
 
-def _sockets(port: int, state: str) -> Set[str]:
-    """Inodes of this namespace's TCP sockets in `state` whose local port is `port`."""
-    found: Set[str] = set()
-    suffix = f":{port:04X}"
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[3] == state and fields[1].endswith(suffix):
-                        found.add(fields[9])
-        except OSError:
-            continue
-    return found
-
-
 def process_tree(pid: int) -> List[int]:
     """pid and its descendants (the instance's program may run its server in a child)."""
     try:
@@ -166,29 +149,12 @@ def process_tree(pid: int) -> List[int]:
         return [pid]
 
 
-def _fds_of(pids: Iterable[int], inodes: Set[str]) -> Iterable[Tuple[int, int, str]]:
-    """(pid, fd, inode) for every fd of pids that is one of the socket inodes."""
-    for pid in pids:
-        base = f"/proc/{pid}/fd"
-        try:
-            names = os.listdir(base)
-        except OSError:
-            continue
-        for name in names:
-            try:
-                target = os.readlink(f"{base}/{name}")
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                yield pid, int(name), target[8:-1]
-
-
 def find_listener(pid: int, port: int) -> Optional[Tuple[int, int]]:
     """(pid, fd) of the socket listening on `port` in the instance's process tree, or None."""
-    inodes = _sockets(port, _LISTEN)
+    inodes = tcp_inodes(port, LISTEN)
     if not inodes:
         return None
-    for owner, fd, _ in _fds_of(process_tree(pid), inodes):
+    for owner, fd, _ in socket_fds(process_tree(pid), inodes):
         return owner, fd
     return None
 
@@ -197,7 +163,7 @@ def established(ports: Iterable[int]) -> Set[str]:
     """Inodes of the established connections on these (steered) ports, whoever holds them."""
     inodes: Set[str] = set()
     for port in ports:
-        inodes |= _sockets(port, _ESTABLISHED)
+        inodes |= tcp_inodes(port, ESTABLISHED)
     return inodes
 
 
@@ -205,7 +171,7 @@ def connections(pid: int, inodes: Set[str]) -> int:
     """How many of these connections (established()) the instance's process tree holds."""
     if not inodes or pid <= 0:
         return 0
-    return len({inode for _, _, inode in _fds_of(process_tree(pid), inodes)})
+    return len({inode for _, _, inode in socket_fds(process_tree(pid), inodes)})
 
 
 # ---------------------------------------------------------------------- the steering of one listener

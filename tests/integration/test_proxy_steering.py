@@ -79,10 +79,20 @@ def hello(port: int, keep: bool = False) -> Tuple[int, int, int, Optional[socket
     return int(index), int(seen), local, s
 
 
+def wait_steered(apm: Any, name: str, what: str = "both instances steered", timeout: float = 10) -> None:
+    wait_for(lambda: steering(apm, name).get("instances") == 2, timeout=timeout, what=what)
+
+
+def direct(port: int) -> bool:
+    """One new connection: did the instance see our own socket (steered, no proxy process in between)?"""
+    _, seen, local, _ = hello(port)
+    return seen == local
+
+
 def test_connections_go_straight_to_the_instances_round_robin(apm: Any) -> None:
     port = free_port()
     start(apm, "tcp", port)
-    wait_for(lambda: steering(apm, "tcp").get("instances") == 2, timeout=10, what="both instances steered")
+    wait_steered(apm, "tcp")
     assert steering(apm, "tcp")["kernel"] is True
     picks = []
     for _ in range(6):
@@ -142,25 +152,22 @@ def test_turning_steering_off_and_on_applies_without_a_restart(apm: Any) -> None
 
     load("", "load")
     wait_for(lambda: all_live(apm, 2, "live"), timeout=20, what="instances admitted")
-    wait_for(lambda: steering(apm, "live").get("instances") == 2, what="steered")
+    wait_steered(apm, "live")
     pids = sorted(i["pid"] for i in info(apm, "live")["instances"])
-    _, seen, local, _ = hello(port)
-    assert seen == local
+    assert direct(port)
     load("    tcp_steering off;\n")
     wait_for(lambda: steering(apm, "live")["kernel"] is False, what="steering off")
-    _, seen, local, _ = hello(port)
-    assert seen != local
+    assert not direct(port)
     load("    tcp_steering on;\n")
-    wait_for(lambda: steering(apm, "live").get("instances") == 2, what="steered again")
-    _, seen, local, _ = hello(port)
-    assert seen == local
+    wait_steered(apm, "live", "steered again")
+    assert direct(port)
     assert sorted(i["pid"] for i in info(apm, "live")["instances"]) == pids  # no restart
 
 
 def test_a_killed_instance_costs_no_new_connection(apm: Any) -> None:
     port = free_port()
     start(apm, "tcp", port, "--restart-err", "--err-delay", "200")  # restarted after a crash
-    wait_for(lambda: steering(apm, "tcp").get("instances") == 2, timeout=10, what="both instances steered")
+    wait_steered(apm, "tcp")
     victim = next(i for i in info(apm, "tcp")["instances"] if i["index"] == 1)
     os.kill(victim["pid"], 9)
 
@@ -184,14 +191,13 @@ def test_a_killed_instance_costs_no_new_connection(apm: Any) -> None:
     assert failures == []
     wait_for(lambda: steering(apm, "tcp").get("instances") == 2 and all_live(apm, 2, "tcp"), timeout=20,
              what="the restarted instance steered again")  # fmt: skip
-    _, seen, local, _ = hello(port)
-    assert seen == local
+    assert direct(port)
 
 
 def test_rolling_restart_under_tcp_load_has_zero_errors(apm: Any) -> None:
     port = free_port()
     start(apm, "tcp", port, "--rolling", "--rolling-delay", "100", "--drain-timeout", "5000")
-    wait_for(lambda: steering(apm, "tcp").get("instances") == 2, timeout=10, what="both instances steered")
+    wait_steered(apm, "tcp")
     before = {i["pid"] for i in info(apm, "tcp")["instances"]}
     stop = threading.Event()
     results: List[object] = []
@@ -228,15 +234,14 @@ def test_rolling_restart_under_tcp_load_has_zero_errors(apm: Any) -> None:
     assert errors == [] and len(results) > 50, (errors[:5], len(results))
     after = {i["pid"] for i in info(apm, "tcp")["instances"]}
     assert not before & after
-    wait_for(lambda: steering(apm, "tcp").get("instances") == 2, what="the new instances steered")
-    _, seen, local, _ = hello(port)
-    assert seen == local
+    wait_steered(apm, "tcp", "the new instances steered")
+    assert direct(port)
 
 
 def test_a_drain_waits_for_the_steered_connections_of_the_old_instance(apm: Any) -> None:
     port = free_port()
     start(apm, "tcp", port, "--rolling", "--rolling-delay", "0", "--drain-timeout", "30000")
-    wait_for(lambda: steering(apm, "tcp").get("instances") == 2, timeout=10, what="both instances steered")
+    wait_steered(apm, "tcp")
     index, seen, local, s = hello(port, keep=True)
     assert s is not None and seen == local
     old = next(i["pid"] for i in info(apm, "tcp")["instances"] if i["index"] == index + 1)  # APM_INDEX is 0-based
@@ -248,8 +253,7 @@ def test_a_drain_waits_for_the_steered_connections_of_the_old_instance(apm: Any)
         assert psutil.pid_exists(old) and restart.poll() is None  # held by our open connection
         s.sendall(b"still here")
         assert s.recv(100) == b"still here"
-        _, seen, local, _ = hello(port)  # new connections still work, and do not go to the old one
-        assert seen == local
+        assert direct(port)  # new connections still work, and do not go to the old one
         closed = time.monotonic()
         s.close()
         assert restart.wait(25) == 0
