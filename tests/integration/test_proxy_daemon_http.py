@@ -14,11 +14,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from tests.helpers import wait_for
 
 # Answers "<APM_INDEX> <PORT> <pid>" on $PORT (HTTP/1.1 keep-alive, threaded); /slow creates
-# <script>.slow, then waits 1 s before answering.
+# <script>.slow, then waits 1 s before answering. Each response leaves in one write(), so a
+# SIGKILL lands before a response (the proxy answers 502) or after it, never between its head
+# and body (a truncated body is the only honest answer once a head was relayed).
 SERVER = r"""
 import http.server, os, socketserver, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    wbufsize = 65536  # one write() per response, flushed by handle_one_request: a kill never splits it
     def do_GET(self):
         if self.path == "/slow":
             open(__file__ + ".slow", "w").close()
